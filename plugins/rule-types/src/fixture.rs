@@ -1,0 +1,103 @@
+//! The JSON fixture format shared by the default plugins' tests (`plugins/<crate>/fixtures/`).
+//!
+//! A fixture is one call of a rule and what it must give back:
+//!
+//! ```json
+//! {
+//!   "description": "18% on every line by default",
+//!   "config": [["rate.essentials", "500"]],
+//!   "input": { "...": "an order draft or a stored order" },
+//!   "expected": { "ok": { "...": "the rule's output" } }
+//! }
+//! ```
+//!
+//! or, for a call that must fail, `"expected": { "error": { "code": "bad-config",
+//! "messageContains": "rate.essentials" } }`. The same files can drive smoke tests of a
+//! built component, since input and output use the JSON form of the contract types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Config, PluginError};
+
+/// One rule call and its expected outcome, generic over the rule's input `I` and the
+/// expectation `O` (the exact output, or a set of checks on it for large outputs like e-mail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fixture<I, O> {
+    /// What the fixture shows, for failure messages.
+    pub description: String,
+    /// The slot config passed with the call; empty means every default.
+    #[serde(default)]
+    pub config: Config,
+    /// The rule's input.
+    pub input: I,
+    /// What the call must return.
+    pub expected: Expected<O>,
+}
+
+/// The outcome a fixture expects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Expected<O> {
+    /// The call succeeds and its output matches `O`.
+    Ok(O),
+    /// The call fails with a plugin error.
+    Error(ExpectedError),
+}
+
+/// A plugin error a fixture expects: the stable code exactly, the message loosely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedError {
+    /// The exact error code.
+    pub code: String,
+    /// Text the human-readable message must contain (e.g. the config key at fault).
+    pub message_contains: String,
+}
+
+impl ExpectedError {
+    /// Whether `actual` is the error this fixture expects.
+    pub fn matches(&self, actual: &PluginError) -> bool {
+        actual.code == self.code && actual.message.contains(&self.message_contains)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Sample = Fixture<u32, u32>;
+
+    #[test]
+    fn a_success_fixture_parses_with_its_config() {
+        let fixture: Sample = serde_json::from_str(
+            r#"{"description": "d", "config": [["k", "v"]], "input": 1, "expected": {"ok": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(fixture.config, [("k".to_string(), "v".to_string())]);
+        assert_eq!(fixture.expected, Expected::Ok(2));
+    }
+
+    #[test]
+    fn an_error_fixture_parses_and_config_defaults_to_empty() {
+        let fixture: Sample = serde_json::from_str(
+            r#"{"description": "d", "input": 1,
+                "expected": {"error": {"code": "bad-config", "messageContains": "rate"}}}"#,
+        )
+        .unwrap();
+        assert!(fixture.config.is_empty());
+        let Expected::Error(expected) = fixture.expected else {
+            panic!("expected an error fixture");
+        };
+        assert!(expected.matches(&PluginError::new("bad-config", "key `rate.x` is bad")));
+        assert!(!expected.matches(&PluginError::new("bad-config", "key `shop` is bad")));
+        assert!(!expected.matches(&PluginError::new("amount-overflow", "rate")));
+    }
+
+    #[test]
+    fn a_misspelt_fixture_field_is_refused() {
+        let parsed: Result<Sample, _> =
+            serde_json::from_str(r#"{"description": "d", "input": 1, "expect": {"ok": 2}}"#);
+        assert!(parsed.is_err());
+    }
+}
