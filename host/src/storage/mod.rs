@@ -3,6 +3,7 @@
 //! backend type. The contract test suite (`contract`) runs the same checks against every
 //! backend.
 
+pub mod mongo;
 pub mod sqlite;
 
 use std::time::Duration;

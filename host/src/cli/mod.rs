@@ -1,0 +1,39 @@
+//! The command line: `orderd serve`, `orderd plugin …`, `orderd admin …`. Each subcommand
+//! family lives in its own file; this one only declares the shape and dispatches.
+
+pub mod admin;
+pub mod plugin;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// orderd: order processing with WebAssembly business rules.
+#[derive(Debug, Parser)]
+#[command(name = "orderd", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (API, outbox relay, consumer) until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Check, run and scaffold rule plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand to completion and returns the process exit code.
+    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        match self.command {
+            Command::Plugin(cmd) => cmd.run(),
+            Command::Serve(args) => args.run(),
+            Command::Admin(cmd) => cmd.run(),
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Service settings, layered: built-in defaults that run with zero setup → an optional TOML file
+//! (`--config FILE` or `ORDERD_CONFIG`) → `ORDERD_*` environment variables, where `__`
+//! separates nesting levels (`ORDERD_HTTP__PORT=9000`, `ORDERD_AUTH__JWT_SECRET=…`,
+//! `ORDERD_DATA_DIR=/var/lib/orderd`, `ORDERD_MODE=production`).
+//!
+//! Also owns the JWT secret's life: given in the settings, or generated once into
+//! `<data dir>/jwt-secret` in development mode. Production mode refuses to start without one.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::plugins::RuntimeSettings;
+
+
+/// Environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "ORDERD_CONFIG";
+
+/// Shortest JWT secret accepted, in bytes (HS256 wants at least the hash size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A string that must never reach a log: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Whether the service runs for development (lenient defaults) or production (every secret
+/// must be configured).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Development or production; production refuses insecure defaults.
+    pub mode: Mode,
+    /// Where the embedded database and the generated JWT secret live.
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    /// Directory watched for `<slot>.wasm` plugin files; `None` serves the embedded defaults
+    /// and uploads only.
+    pub plugin_dir: Option<PathBuf>,
+    /// Limits, failure policies and config of the plugin runtime.
+    pub plugins: RuntimeSettings,
+    /// Comma-separated roles this process plays when `serve` is given no `--roles`: any of
+    /// `api`, `relay`, `consumer`.
+    pub roles: String,
+    /// The queue between relay and consumer (`[queue]`): embedded or SQS.
+    pub queue: crate::queue::QueueSettings,
+    /// The outbox relay (`[relay]`).
+    pub relay: crate::relay::RelaySettings,
+    /// The queue consumer (`[consumer]`).
+    pub consumer: crate::consumer::ConsumerSettings,
+    /// Outgoing e-mail (`[mail]`): `.eml` files in the data dir, or SMTP.
+    pub mail: crate::mail::MailSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            data_dir: PathBuf::from("./data"),
+            http: HttpSettings::default(),
+            log: LogSettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            plugin_dir: None,
+            plugins: RuntimeSettings::default(),
+            roles: "api,relay,consumer".into(),
+            queue: Default::default(),
+            relay: Default::default(),
+            consumer: Default::default(),
+            mail: Default::default(),
+        }
+    }
+}
+
+/// The HTTP listener and request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to bind; `127.0.0.1` by default, `0.0.0.0` in containers.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// Longest a request may take before it is answered with 503 `timeout`.
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests before it drops them.
+    pub shutdown_grace_ms: u64,
+    /// Serve the refresh cookie without `Secure`, for plain-HTTP development only.
+    pub plain_http_cookies: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+            plain_http_cookies: false,
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `tracing` filter directives used when `RUST_LOG` is unset.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info,orderd=info,tower_http=info".into(),
+        }
+    }
+}
+
+/// Tokens and password hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 signing key of access tokens (at least 32 bytes). Unset in development: generated
+    /// into `<data dir>/jwt-secret`.
+    pub jwt_secret: Option<Secret>,
+    /// `iss` claim of issued tokens, required on verify.
+    pub issuer: String,
+    /// `aud` claim of issued tokens, required on verify.
+    pub audience: String,
+    /// Lifetime of an access token.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token (each rotation starts it anew).
+    pub refresh_ttl_secs: u64,
+    /// How many password hashes may run at once; 0 means twice the number of cores.
+    pub hash_concurrency: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            issuer: "orderd".into(),
+            audience: "orderd-api".into(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 14 * 24 * 3600,
+            hash_concurrency: 0,
+        }
+    }
+}
+
+/// Per-client-IP rate limit of the login and register routes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// One request is replenished every this many milliseconds.
+    pub replenish_ms: u64,
+    /// Requests a client may send in a burst.
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replenish_ms: 2_000,
+            burst: 10,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults → `file` (or the file named by `ORDERD_CONFIG`) → `ORDERD_*` variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from));
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("ORDERD_").split("__").ignore(&["config"]));
+        figment.extract().context("Failed to read the settings")
+    }
+
+    /// Whether this process must run with production safeguards.
+    pub fn is_production(&self) -> bool {
+        self.mode == Mode::Production
+    }
+
+    /// Path of the embedded SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("orderd.db")
+    }
+
+    /// The JWT secret to sign with: the configured one, or in development the one kept in
+    /// `<data dir>/jwt-secret` (created with a warning on first start).
+    pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.expose().len() < MIN_JWT_SECRET_BYTES {
+                bail!("the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long");
+            }
+            return Ok(secret.clone());
+        }
+        if self.is_production() {
+            bail!("production mode needs a JWT secret: set ORDERD_AUTH__JWT_SECRET (at least {MIN_JWT_SECRET_BYTES} bytes)");
+        }
+        load_or_create_secret(&self.data_dir.join("jwt-secret"))
+    }
+}
+
+/// Reads the secret kept at `path`, or creates it (owner-only permissions) when absent.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    if path.exists() {
+        let value = std::fs::read_to_string(path)
+            .with_context(|| format!("Failed to read the JWT secret at {}", path.display()))?;
+        let value = value.trim();
+        if value.len() < MIN_JWT_SECRET_BYTES {
+            bail!("the JWT secret in {} is shorter than {MIN_JWT_SECRET_BYTES} bytes", path.display());
+        }
+        return Ok(Secret::new(value));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let value = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("Failed to create the JWT secret at {}", path.display()))?;
+    file.write_all(value.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("Failed to write the JWT secret at {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a JWT secret for development; set ORDERD_AUTH__JWT_SECRET in production"
+    );
+    Ok(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print_their_value() {
+        let s = Secret::new("super-secret-value");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        let mut settings = Settings::default();
+        settings.auth.jwt_secret = Some(s);
+        assert!(!format!("{settings:?}").contains("super-secret-value"));
+    }
+
+    #[test]
+    fn a_file_and_the_environment_override_the_defaults_in_that_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("orderd.toml", "data_dir = \"/srv/orderd\"\n[http]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("ORDERD_HTTP__PORT", "9100");
+            jail.set_env("ORDERD_LOG__FORMAT", "json");
+            let s = Settings::load(Some(Path::new("orderd.toml"))).expect("settings load");
+            assert_eq!(s.data_dir, PathBuf::from("/srv/orderd"));
+            assert_eq!(s.http.host, "0.0.0.0");
+            assert_eq!(s.http.port, 9100);
+            assert_eq!(s.log.format, LogFormat::Json);
+            assert_eq!(s.auth.access_ttl_secs, 900);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD_HTTP__PROT", "9100");
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_mode_refuses_to_start_without_a_jwt_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            mode: Mode::Production,
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        assert!(settings.resolve_jwt_secret().is_err());
+        assert!(!dir.path().join("jwt-secret").exists());
+        settings.auth.jwt_secret = Some(Secret::new("short"));
+        assert!(settings.resolve_jwt_secret().is_err());
+        settings.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
+        assert!(settings.resolve_jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn development_mode_generates_the_jwt_secret_once_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
+        let first = settings.resolve_jwt_secret().unwrap();
+        let second = settings.resolve_jwt_secret().unwrap();
+        assert_eq!(first.expose(), second.expose());
+        assert!(first.expose().len() >= MIN_JWT_SECRET_BYTES);
+    }
+}

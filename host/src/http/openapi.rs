@@ -1,0 +1,53 @@
+//! The OpenAPI document served at `/openapi.json`: a base document (info, bearer security
+//! scheme, the problem schema) merged with one `#[derive(OpenApi)]` struct per resource module,
+//! each listing that module's `#[utoipa::path]` handlers and schemas. A new resource adds one
+//! `merge` line to [`document`].
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{FieldError, Problem};
+
+/// Adds the `bearer` security scheme that authenticated paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orderd",
+        description = "Order processing whose tax, validation and e-mail rules are WebAssembly components. \
+            Errors are RFC 9457 `application/problem+json` documents with a stable `type` \
+            (`urn:orderd:problem:<code>`) and `errors: [{field, code, message}]`.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem, FieldError)),
+)]
+struct BaseApi;
+
+/// The whole document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = BaseApi::openapi();
+    doc.merge(super::auth::AuthApi::openapi());
+    doc.merge(super::products::ProductsApi::openapi());
+    doc.merge(super::orders::OrdersApi::openapi());
+    doc.merge(super::admin_plugins::AdminPluginsApi::openapi());
+    doc.merge(super::health::HealthApi::openapi());
+    doc
+}
+
+/// The document as JSON, rendered once per process.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()))
+}

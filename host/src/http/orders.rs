@@ -1,0 +1,447 @@
+//! Order routes under `/api/orders`: place an order (with an optional `Idempotency-Key`),
+//! read one, list one's own, cancel. The work happens in `service::orders`; this module
+//! translates between JSON and the service and maps its errors to problems.
+//!
+//! `Idempotency-Key`: 1–255 visible ASCII characters. A repeat of a successful request with the
+//! same key and the same body (compared as canonical JSON, so whitespace and member order do
+//! not matter) by the same user within 24 hours gets the first response again, with
+//! `Idempotent-Replayed: true`; the same key with another body is a 422
+//! `idempotency-key-reused`. Failed requests are not recorded, so they may be retried with
+//! the same key.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::error::{ApiError, FieldError, Problem};
+use super::extract::{AuthUser, IdPath, JsonBody, QueryParams};
+use super::state::AppState;
+use crate::domain::{Order, OrderStatus};
+use crate::service::idempotency::{IdempotencyKey, request_fingerprint};
+use crate::service::orders::{
+    self, Actor, AddressRequest, IdempotencyRequest, LineRequest, OrderError, OrderRequest, Placed,
+};
+
+/// The request header carrying the idempotency key.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The response header marking a replayed response.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Orders created through the API (a Prometheus counter).
+pub const ORDERS_CREATED_TOTAL: &str = "orders_created_total";
+
+/// `POST /api/orders` body.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrder {
+    /// 1–200 lines (the validation plugin may allow fewer, 50 by default).
+    pub items: Vec<CreateOrderLine>,
+    /// Where the order ships; used by region-dependent rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<AddressDto>,
+}
+
+/// One requested line.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrderLine {
+    /// 24-hex id of a catalog product.
+    pub product_id: String,
+    /// Units, at least 1.
+    pub quantity: i64,
+}
+
+/// A shipping address.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AddressDto {
+    /// ISO 3166-1 alpha-2 country code ("IN").
+    pub country: String,
+    /// State or province, at most 100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Postal code, at most 20 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+}
+
+/// An order as the API shows it. Amounts are integer minor units of `currency`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDto {
+    /// 24-hex id.
+    pub id: String,
+    /// 24-hex id of the customer.
+    pub user_id: String,
+    /// `pending`, `processing`, `processed`, `cancelled` or `failed`.
+    #[schema(value_type = String)]
+    pub status: OrderStatus,
+    /// ISO 4217 code of every amount.
+    pub currency: String,
+    /// The lines in request order, with the catalog values when the order was placed.
+    pub items: Vec<OrderItemDto>,
+    /// Σ item subtotals.
+    pub subtotal: i64,
+    /// Σ item taxes.
+    pub tax_total: i64,
+    /// subtotal + taxTotal.
+    pub total: i64,
+    /// One entry per (line, rate) as the tax plugin computed it.
+    pub tax_lines: Vec<TaxLineDto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<AddressDto>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// One line of an order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItemDto {
+    pub product_id: String,
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    /// Price of one unit when the order was placed.
+    pub unit_price: i64,
+    pub quantity: u32,
+    /// unitPrice × quantity.
+    pub subtotal: i64,
+    /// Tax on this line.
+    pub tax: i64,
+}
+
+/// Tax on one line at one rate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxLineDto {
+    /// Index into `items`.
+    pub item_index: u32,
+    pub rate_name: String,
+    /// Rate in basis points (1800 = 18%).
+    pub rate_bps: u32,
+    /// Amount the rate applies to.
+    pub taxable: i64,
+    pub tax: i64,
+}
+
+/// A page of the caller's orders, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPageDto {
+    pub items: Vec<OrderDto>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/orders` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersQuery {
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<i64>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl From<&Order> for OrderDto {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.to_hex(),
+            user_id: o.user_id.to_hex(),
+            status: o.status,
+            currency: o.currency.as_str().to_owned(),
+            items: o
+                .items
+                .iter()
+                .map(|i| OrderItemDto {
+                    product_id: i.product_id.to_hex(),
+                    sku: i.sku.clone(),
+                    name: i.name.clone(),
+                    category: i.category.clone(),
+                    unit_price: i.unit_price,
+                    quantity: i.quantity,
+                    subtotal: i.subtotal,
+                    tax: i.tax,
+                })
+                .collect(),
+            subtotal: o.subtotal,
+            tax_total: o.tax_total,
+            total: o.total,
+            tax_lines: o
+                .tax_lines
+                .iter()
+                .map(|t| TaxLineDto {
+                    item_index: t.item_index,
+                    rate_name: t.rate_name.clone(),
+                    rate_bps: t.rate_bps,
+                    taxable: t.taxable,
+                    tax: t.tax,
+                })
+                .collect(),
+            shipping_address: o.shipping_address.as_ref().map(|a| AddressDto {
+                country: a.country.clone(),
+                region: a.region.clone(),
+                postal_code: a.postal_code.clone(),
+            }),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            processing_at: o.processing_at,
+            processed_at: o.processed_at,
+            cancelled_at: o.cancelled_at,
+            failed_at: o.failed_at,
+        }
+    }
+}
+
+impl From<&CreateOrder> for OrderRequest {
+    fn from(body: &CreateOrder) -> Self {
+        Self {
+            items: body
+                .items
+                .iter()
+                .map(|l| LineRequest {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+            shipping_address: body.shipping_address.as_ref().map(|a| AddressRequest {
+                country: a.country.clone(),
+                region: a.region.clone(),
+                postal_code: a.postal_code.clone(),
+            }),
+        }
+    }
+}
+
+/// Routes under `/api/orders`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/orders", post(create_order).get(list_orders))
+        .route("/api/orders/{id}", get(get_order))
+        .route("/api/orders/{id}/cancel", post(cancel_order))
+}
+
+fn actor(user: AuthUser) -> Actor {
+    Actor {
+        id: user.id,
+        role: user.role,
+    }
+}
+
+/// The JSON body of an order; serialization of these plain types cannot fail.
+fn order_json(order: &Order) -> Vec<u8> {
+    serde_json::to_vec(&OrderDto::from(order)).unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, Body::from(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Places an order for the caller: priced from the catalog, checked by the validation plugin,
+/// taxed by the tax plugin, and committed with its stock decrements and `order.created` event
+/// in one transaction.
+#[utoipa::path(post, path = "/api/orders", tag = "orders", security(("bearer" = [])),
+    request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; a repeat with the same body within 24 h replays the first response")),
+    responses(
+        (status = 201, description = "The order (or, with `Idempotent-Replayed: true`, the first response to this key)", body = OrderDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient-stock` (nothing was ordered) or `idempotency-key-taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation` (fields), `rule-violation` (the validation plugin's codes) or `idempotency-key-reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`plugin-unavailable`: a rule plugin failed and its slot fails closed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateOrder>,
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| IdempotencyKey::parse(v.as_bytes()))
+        .transpose()
+        .map_err(|e| ApiError::from_parse("Idempotency-Key", e))?;
+    let request = OrderRequest::from(&body);
+    let fingerprint = match &key {
+        Some(_) => Some(request_fingerprint(
+            &serde_json::to_vec(&body).map_err(ApiError::internal)?,
+        )),
+        None => None,
+    };
+    let idempotency = key.as_ref().zip(fingerprint).map(|(key, fingerprint)| IdempotencyRequest {
+        key,
+        fingerprint,
+        render: &order_json,
+    });
+    let placed = orders::place_order(
+        state.store.as_ref(),
+        &state.plugins,
+        actor(user),
+        &request,
+        idempotency,
+    )
+    .await
+    .map_err(order_error)?;
+    match placed {
+        Placed::Created(order) => {
+            state.order_committed.notify_one();
+            metrics::counter!(ORDERS_CREATED_TOTAL).increment(1);
+            tracing::info!(order_id = %order.id, user_id = %order.user_id, total = order.total, "order placed");
+            let mut response = json_response(StatusCode::CREATED, order_json(&order));
+            if let Ok(location) = HeaderValue::from_str(&format!("/api/orders/{}", order.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        Placed::Replayed { status, body } => {
+            let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
+            let mut response = json_response(status, body);
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+    }
+}
+
+/// One order; the owner's or, for admins, anyone's. Anyone else gets 404.
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "24-hex order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderDto),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(id): IdPath,
+) -> Result<Json<OrderDto>, ApiError> {
+    let order = orders::get_order(state.store.as_ref(), actor(user), id)
+        .await
+        .map_err(order_error)?;
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// The caller's own orders, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])),
+    params(ListOrdersQuery),
+    responses(
+        (status = 200, description = "A page of the caller's orders", body = OrderPageDto),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(query): QueryParams<ListOrdersQuery>,
+) -> Result<Json<OrderPageDto>, ApiError> {
+    let page = orders::list_orders(state.store.as_ref(), actor(user), query.limit, query.cursor.as_deref())
+        .await
+        .map_err(order_error)?;
+    Ok(Json(OrderPageDto {
+        items: page.items.iter().map(OrderDto::from).collect(),
+        next_cursor: page.next_cursor.map(|id| id.to_hex()),
+    }))
+}
+
+/// Cancels an order (owner or admin): its stock is returned and `order.cancelled` is emitted.
+/// Allowed while `pending`, `processing` or `processed`.
+#[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "24-hex order id")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderDto),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: already cancelled or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(id): IdPath,
+) -> Result<Json<OrderDto>, ApiError> {
+    let order = orders::cancel_order(state.store.as_ref(), actor(user), id)
+        .await
+        .map_err(order_error)?;
+    state.order_committed.notify_one();
+    tracing::info!(order_id = %order.id, by = %user.id, "order cancelled");
+    Ok(Json(OrderDto::from(&order)))
+}
+
+fn field_errors(errors: Vec<orders::FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|e| FieldError::new(e.field, e.code, e.message))
+        .collect()
+}
+
+/// The problem an order use case failure is answered with.
+fn order_error(err: OrderError) -> ApiError {
+    match err {
+        OrderError::Invalid(errors) => ApiError::Validation(field_errors(errors)),
+        OrderError::Rejected(errors) => ApiError::Unprocessable {
+            code: "rule-violation",
+            detail: "the order breaks business rules; see errors".to_owned(),
+            errors: field_errors(errors),
+        },
+        OrderError::InsufficientStock(ids) => ApiError::insufficient_stock(&ids),
+        OrderError::IdempotencyKeyReused => ApiError::Unprocessable {
+            code: "idempotency-key-reused",
+            detail: "this Idempotency-Key was already used with a different request".to_owned(),
+            errors: vec![FieldError::new("Idempotency-Key", "reused", "was used with a different request body")],
+        },
+        OrderError::IdempotencyKeyTaken => ApiError::Conflict {
+            code: "idempotency-key-taken",
+            detail: "this Idempotency-Key is taken; use a new key".to_owned(),
+            errors: vec![FieldError::new("Idempotency-Key", "taken", "is taken")],
+        },
+        OrderError::RulesUnavailable { slot, cause } => {
+            tracing::error!(slot = %slot, error = ?cause, "an order failed because a rule plugin failed");
+            ApiError::Unavailable {
+                code: "plugin-unavailable",
+                detail: format!("the {slot} rules are unavailable; try again later"),
+            }
+        }
+        OrderError::NotFound => ApiError::NotFound,
+        OrderError::InvalidTransition { current } => ApiError::Conflict {
+            code: "invalid-state",
+            detail: format!("not allowed while the order is {}", current.as_str()),
+            errors: vec![FieldError::new("status", current.as_str(), format!("the order is {}", current.as_str()))],
+        },
+        OrderError::UnknownUser => ApiError::Unauthorized(super::extract::INVALID_TOKEN),
+        OrderError::Store(err) => ApiError::Internal(err),
+    }
+}
+
+/// The order routes in the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_order, get_order, list_orders, cancel_order),
+    components(schemas(CreateOrder, CreateOrderLine, AddressDto, OrderDto, OrderItemDto, TaxLineDto, OrderPageDto))
+)]
+pub struct OrdersApi;

@@ -1,0 +1,19 @@
+//! orderd: an order-processing service whose tax, validation and e-mail rules are
+//! WebAssembly components. The binary (`main.rs`) only parses the command line and calls in
+//! here; every module below owns one concern (see its `//!` doc).
+
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod consumer;
+pub mod delivery;
+pub mod domain;
+pub mod mail;
+pub mod http;
+pub mod plugins;
+pub mod queue;
+pub mod relay;
+pub mod service;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,82 @@
+//! The one wasmtime [`Engine`] of a runtime and the [`Linker`] every plugin is instantiated
+//! with.
+//!
+//! * Component model with the pooling allocator, sized for `max_concurrent_calls` live
+//!   instances (instances, memories and fiber stacks come from pre-reserved slots, so a call
+//!   allocates nothing from the OS). Each memory slot is capped at the per-call memory cap.
+//! * Epoch interruption, driven by a ticker thread that bumps the epoch every millisecond and
+//!   stops once the engine is dropped. Each store checks its wall-clock deadline on every tick
+//!   (see `store.rs`).
+//! * Exports are called with `call_async` on a fiber: the guest runs on the caller's tokio
+//!   worker and yields back to tokio at every tick, so a slow guest occupies a worker for at
+//!   most a tick at a time and no thread hand-off is paid per call (a `spawn_blocking` per call
+//!   measured slower; see BENCHMARKS.md).
+//! * The linker provides WASI preview 2 (a Rust `wasm32-wasip2` component imports it even when
+//!   it uses none of it); the WASI context of each call grants nothing.
+
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::settings::RuntimeSettings;
+use super::store::HostState;
+use super::wt;
+
+/// How often the epoch advances; the granularity of deadlines and of yields to tokio.
+pub const TICK: Duration = Duration::from_millis(1);
+
+/// Builds the engine for `settings` and starts its epoch ticker.
+pub fn build_engine(settings: &RuntimeSettings) -> anyhow::Result<Engine> {
+    let n = settings.max_concurrent_calls.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        // A Rust component is a handful of core instances (the program, its WASI shims).
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .total_gc_heaps(n)
+        .max_memory_size(settings.memory_cap_bytes);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(settings.fuel.is_some())
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)
+        .map_err(wt)
+        .context("Failed to create the WebAssembly engine")?;
+    spawn_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// A linker with WASI preview 2 (async variant, for `call_async`).
+pub fn build_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(wt)
+        .context("Failed to add WASI to the plugin linker")?;
+    Ok(linker)
+}
+
+/// Bumps the engine's epoch every [`TICK`] until the engine is dropped.
+fn spawn_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("plugin-epoch".into())
+        .spawn(move || {
+            loop {
+                thread::sleep(TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .context("Failed to start the plugin epoch ticker")?;
+    Ok(())
+}

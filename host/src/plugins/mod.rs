@@ -1,0 +1,52 @@
+//! The WebAssembly plugin runtime: the tax, validation and e-mail rules of orderd are
+//! components implementing the `shop:rules` worlds in `wit/`.
+//!
+//! One [`PluginRuntime`] per process owns one wasmtime engine and three slots. Each slot
+//! serves its active plugin from an atomic swap; every call gets a fresh store with a memory
+//! cap, a deadline and a WASI context that grants nothing, and its output is checked before
+//! the host uses it. New versions come from bytes ([`PluginRuntime::load`]), from the watched
+//! plugins directory ([`PluginRuntime::spawn_watcher`]) or from the built-in defaults, and are
+//! compiled, checked against the slot's world and smoke-tested before they are swapped in.
+//!
+//! Modules: `engine` (engine, linker, epoch ticker), `bindings` (the only `bindgen!`),
+//! `slot` (slots and versions), `store` + `stderr` (the per-call sandbox), `call` (one call),
+//! `checks` (output checks), `loader` + `cache` (compiling candidates), `runtime` (the public
+//! handle and failure policies), `watcher` (hot reload), `native` (the same rules compiled
+//! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults).
+
+mod bindings;
+mod cache;
+mod call;
+mod checks;
+mod embedded;
+mod engine;
+mod error;
+pub mod fixtures;
+mod loader;
+pub mod native;
+mod runtime;
+mod settings;
+mod slot;
+mod stderr;
+mod store;
+pub mod template;
+mod watcher;
+
+pub use call::{CallStats, PluginInput, PluginOutput};
+pub use checks::{
+    MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_SUBJECT_BYTES, MAX_TEXT_BYTES,
+    MAX_VIOLATIONS,
+};
+pub use embedded::{PLUGIN_DIR, default_component};
+pub use error::{FailureKind, LoadError, PluginCallError};
+pub use loader::sha256_hex;
+pub use runtime::{CheckReport, PluginRuntime};
+pub use settings::{RuntimeSettings, SlotSettings};
+pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
+pub use watcher::{SlotFile, WatcherHandle};
+
+/// Converts a wasmtime error (wasmtime has its own error type) into an [`anyhow::Error`],
+/// keeping the cause chain.
+pub(crate) fn wt(error: wasmtime::Error) -> anyhow::Error {
+    anyhow::Error::from_boxed(error.into_boxed_dyn_error())
+}

@@ -1,0 +1,435 @@
+//! [`PluginRuntime`]: the process's handle on the three rule slots. It owns the engine, the
+//! linker and the slots; loads candidates (compile, world check, smoke test, swap); and runs
+//! calls under each slot's failure policy.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use rule_types::{Config, OrderDraft, RenderedEmail, StoredOrder, TaxBreakdown, Violation};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use super::cache::ArtifactCache;
+use super::call::{CallStats, Failure, Limits, PluginInput, PluginOutput, invoke};
+use super::embedded::default_component;
+use super::engine::{build_engine, build_linker};
+use super::error::{FailureKind, LoadError, PluginCallError};
+use super::fixtures;
+use super::loader::{Prepared, prepare};
+use super::settings::RuntimeSettings;
+use super::slot::{
+    ActivePlugin, FailurePolicy, LoadedVersion, PluginSource, Slot, SlotState, SlotStatus,
+};
+use super::store::HostState;
+
+/// The plugin runtime. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The one engine every plugin of this runtime is compiled for.
+    engine: Engine,
+    /// WASI preview 2, granting nothing; every plugin links against it.
+    linker: Linker<HostState>,
+    /// Operator settings, fixed at start.
+    settings: RuntimeSettings,
+    /// Per-call limits derived from the settings.
+    limits: Limits,
+    /// Bounds concurrent calls to what the instance pool holds.
+    permits: Semaphore,
+    /// Precompiled artifacts, when a cache directory is configured.
+    cache: Option<Arc<ArtifactCache>>,
+    /// Tax, validation and e-mail, indexed by [`Slot::index`].
+    slots: [SlotState; 3],
+}
+
+/// What `check` learned about a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReport {
+    /// The slot it was checked for.
+    pub slot: Slot,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size_bytes: usize,
+    /// Time to compile it (near zero when it came from the artifact cache).
+    pub compile_time: Duration,
+    /// Whether the compiled code came from the artifact cache.
+    pub cached: bool,
+    /// The component's exports.
+    pub exports: Vec<String>,
+    /// The component's imports.
+    pub imports: Vec<String>,
+    /// Whether it was run on the built-in fixtures (and passed).
+    pub smoke_tested: bool,
+}
+
+impl PluginRuntime {
+    /// A runtime with empty slots.
+    pub fn new(settings: RuntimeSettings) -> anyhow::Result<Self> {
+        let engine = build_engine(&settings)?;
+        let linker = build_linker(&engine)?;
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(Arc::new(ArtifactCache::open(dir, &engine)?)),
+            None => None,
+        };
+        let limits = Limits {
+            memory_cap: settings.memory_cap_bytes,
+            deadline: settings.deadline(),
+            fuel: settings.fuel,
+            max_tax_rate_bps: settings.max_tax_rate_bps,
+        };
+        let permits = Semaphore::new(settings.max_concurrent_calls.max(1) as usize);
+        let inner = Inner {
+            engine,
+            linker,
+            settings,
+            limits,
+            permits,
+            cache,
+            slots: Default::default(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// A runtime serving the three built-in default plugins, with each slot's configured
+    /// policy and config.
+    pub async fn with_embedded_defaults(settings: RuntimeSettings) -> anyhow::Result<Self> {
+        let runtime = Self::new(settings)?;
+        for slot in Slot::ALL {
+            runtime
+                .load_default(slot)
+                .await
+                .with_context(|| format!("Failed to load the built-in {slot} plugin"))?;
+        }
+        Ok(runtime)
+    }
+
+    /// The runtime's settings.
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.inner.settings
+    }
+
+    fn slot(&self, slot: Slot) -> &SlotState {
+        &self.inner.slots[slot.index()]
+    }
+
+    /// Tax of `draft`, from the tax slot.
+    pub async fn calculate_tax(&self, draft: &OrderDraft) -> Result<TaxBreakdown, PluginCallError> {
+        match self.call(PluginInput::Calculate(draft.clone())).await?.0 {
+            PluginOutput::Tax(out) => Ok(out),
+            other => Err(mismatch(Slot::Tax, &other)),
+        }
+    }
+
+    /// The violations of `draft` (empty = valid), from the validation slot.
+    pub async fn validate(&self, draft: &OrderDraft) -> Result<Vec<Violation>, PluginCallError> {
+        match self.call(PluginInput::Validate(draft.clone())).await?.0 {
+            PluginOutput::Violations(out) => Ok(out),
+            other => Err(mismatch(Slot::Validation, &other)),
+        }
+    }
+
+    /// The confirmation e-mail for `order`, from the e-mail slot.
+    pub async fn render_confirmation(
+        &self,
+        order: &StoredOrder,
+    ) -> Result<RenderedEmail, PluginCallError> {
+        match self
+            .call(PluginInput::RenderConfirmation(order.clone()))
+            .await?
+            .0
+        {
+            PluginOutput::Email(out) => Ok(out),
+            other => Err(mismatch(Slot::Email, &other)),
+        }
+    }
+
+    /// The cancellation e-mail for `order`, from the e-mail slot.
+    pub async fn render_cancellation(
+        &self,
+        order: &StoredOrder,
+    ) -> Result<RenderedEmail, PluginCallError> {
+        match self
+            .call(PluginInput::RenderCancellation(order.clone()))
+            .await?
+            .0
+        {
+            PluginOutput::Email(out) => Ok(out),
+            other => Err(mismatch(Slot::Email, &other)),
+        }
+    }
+
+    /// Runs `input` on its slot under the slot's failure policy, with the call's measurements.
+    pub async fn call(
+        &self,
+        input: PluginInput,
+    ) -> Result<(PluginOutput, CallStats), PluginCallError> {
+        let slot = input.slot();
+        let state = self.slot(slot);
+        state.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(active) = state.active.load_full() else {
+            state.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(PluginCallError::NotLoaded { slot });
+        };
+        let size = input.json_size();
+        if size > self.inner.settings.input_cap_bytes {
+            let failure = Failure {
+                kind: FailureKind::InputTooLarge,
+                message: format!(
+                    "the input is {size} bytes of JSON; at most {} are accepted",
+                    self.inner.settings.input_cap_bytes
+                ),
+            };
+            return Err(self.fail(slot, &active, failure));
+        }
+        let (result, stats) = self.invoke(slot, &active, &input).await;
+        let failure = match result {
+            Ok(out) => return Ok((out, stats)),
+            Err(failure) => failure,
+        };
+        if active.policy == FailurePolicy::Fallback && failure.kind.is_plugin_fault() {
+            log_failure(slot, &active, &failure);
+            for candidate in self.fallbacks(state, &active) {
+                match self.invoke(slot, &candidate, &input).await {
+                    (Ok(out), stats) => {
+                        state.errors.fetch_add(1, Ordering::Relaxed);
+                        state.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            slot = %slot, version = %active.version(), fallback = %candidate.version(),
+                            "a fallback version served the call"
+                        );
+                        return Ok((out, stats));
+                    }
+                    (Err(f), _) => log_failure(slot, &candidate, &f),
+                }
+            }
+        }
+        Err(self.fail(slot, &active, failure))
+    }
+
+    /// Counts and logs a failed call, and builds its error.
+    fn fail(&self, slot: Slot, active: &ActivePlugin, failure: Failure) -> PluginCallError {
+        self.slot(slot).errors.fetch_add(1, Ordering::Relaxed);
+        log_failure(slot, active, &failure);
+        PluginCallError::Unavailable {
+            slot,
+            version: active.version().to_owned(),
+            kind: failure.kind,
+            message: failure.message,
+        }
+    }
+
+    /// The versions to retry on, in order: the previous good one, then the built-in default,
+    /// skipping any that is the failing version itself.
+    fn fallbacks(&self, state: &SlotState, active: &ActivePlugin) -> Vec<Arc<ActivePlugin>> {
+        let mut out: Vec<Arc<ActivePlugin>> = Vec::new();
+        for candidate in [state.previous.load_full(), state.default.load_full()]
+            .into_iter()
+            .flatten()
+        {
+            let same_as =
+                |p: &ActivePlugin| p.sha256 == candidate.sha256 && p.config == candidate.config;
+            if !same_as(active) && !out.iter().any(|p| same_as(p)) {
+                out.push(candidate);
+            }
+        }
+        out
+    }
+
+    async fn invoke(
+        &self,
+        slot: Slot,
+        plugin: &ActivePlugin,
+        input: &PluginInput,
+    ) -> (Result<PluginOutput, Failure>, CallStats) {
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            let failure = Failure {
+                kind: FailureKind::Instantiation,
+                message: "the runtime is shutting down".into(),
+            };
+            return (Err(failure), CallStats::default());
+        };
+        invoke(&self.inner.engine, &self.inner.limits, slot, plugin, input).await
+    }
+
+    /// Compiles, checks and smoke-tests `bytes` for `slot`, then swaps it in. On any error
+    /// the active version keeps serving. `policy: None` keeps the slot's configured policy.
+    pub async fn load(
+        &self,
+        slot: Slot,
+        bytes: Vec<u8>,
+        config: Config,
+        policy: Option<FailurePolicy>,
+        source: PluginSource,
+    ) -> Result<LoadedVersion, LoadError> {
+        let prepared = self.prepare(slot, bytes.into()).await?;
+        let policy = policy.unwrap_or(self.inner.settings.slot(slot).policy);
+        let candidate = candidate(prepared, source, config, policy);
+        if self.inner.settings.smoke_test {
+            self.smoke_test(slot, &candidate).await?;
+        }
+        let state = self.slot(slot);
+        let _guard = state.swap_lock.lock().await;
+        let plugin = Arc::new(ActivePlugin {
+            generation: state.next_generation(),
+            ..candidate
+        });
+        state.activate(plugin.clone());
+        tracing::info!(
+            slot = %slot, version = %plugin.version(), generation = plugin.generation,
+            source = ?plugin.source, policy = %plugin.policy, "plugin activated"
+        );
+        Ok(LoadedVersion::of(slot, &plugin))
+    }
+
+    /// Loads the built-in default of `slot` with the slot's configured policy and config, and
+    /// records it as the slot's last fallback.
+    pub async fn load_default(&self, slot: Slot) -> Result<LoadedVersion, LoadError> {
+        let settings = self.inner.settings.slot(slot).clone();
+        let loaded = self
+            .load(
+                slot,
+                default_component(slot).to_vec(),
+                settings.config,
+                None,
+                PluginSource::Embedded,
+            )
+            .await?;
+        let state = self.slot(slot);
+        state.default.store(state.active.load_full());
+        Ok(loaded)
+    }
+
+    /// Makes the built-in default active again (what a removed plugin file does).
+    pub async fn revert_to_default(&self, slot: Slot) -> Result<LoadedVersion, LoadError> {
+        let state = self.slot(slot);
+        let Some(default) = state.default.load_full() else {
+            return self.load_default(slot).await;
+        };
+        let _guard = state.swap_lock.lock().await;
+        let plugin = Arc::new(default.reactivated(state.next_generation()));
+        state.activate(plugin.clone());
+        tracing::info!(slot = %slot, version = %plugin.version(), generation = plugin.generation, "reverted to the built-in plugin");
+        Ok(LoadedVersion::of(slot, &plugin))
+    }
+
+    /// Compiles, checks and (when enabled) smoke-tests `bytes` for `slot` with the slot's
+    /// configured config, without swapping anything in.
+    pub async fn check(&self, slot: Slot, bytes: &[u8]) -> Result<CheckReport, LoadError> {
+        let prepared = self.prepare(slot, bytes.into()).await?;
+        let mut report = CheckReport {
+            slot,
+            sha256: prepared.sha256.clone(),
+            size_bytes: prepared.size,
+            compile_time: prepared.compile_time,
+            cached: prepared.cached,
+            exports: prepared.exports.clone(),
+            imports: prepared.imports.clone(),
+            smoke_tested: false,
+        };
+        if self.inner.settings.smoke_test {
+            let settings = self.inner.settings.slot(slot).clone();
+            let candidate = candidate(
+                prepared,
+                PluginSource::Embedded,
+                settings.config,
+                settings.policy,
+            );
+            self.smoke_test(slot, &candidate).await?;
+            report.smoke_tested = true;
+        }
+        Ok(report)
+    }
+
+    async fn prepare(&self, slot: Slot, bytes: Arc<[u8]>) -> Result<Prepared, LoadError> {
+        let inner = &self.inner;
+        prepare(
+            &inner.engine,
+            &inner.linker,
+            inner.cache.as_ref(),
+            slot,
+            bytes,
+        )
+        .await
+    }
+
+    /// Runs the candidate on the built-in fixtures of its slot.
+    async fn smoke_test(&self, slot: Slot, candidate: &ActivePlugin) -> Result<(), LoadError> {
+        let inputs = match slot {
+            Slot::Tax => vec![PluginInput::Calculate(fixtures::draft())],
+            Slot::Validation => vec![PluginInput::Validate(fixtures::draft())],
+            Slot::Email => vec![
+                PluginInput::RenderConfirmation(fixtures::stored_order()),
+                PluginInput::RenderCancellation(fixtures::cancelled_order()),
+            ],
+        };
+        for input in inputs {
+            if let (Err(failure), _) = self.invoke(slot, candidate, &input).await {
+                return Err(LoadError::SmokeTest {
+                    slot,
+                    message: format!("{}: {}", failure.kind.code(), failure.message),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What every slot is serving, and its call counters.
+    pub fn status(&self) -> Vec<SlotStatus> {
+        Slot::ALL
+            .into_iter()
+            .map(|slot| SlotStatus::of(slot, self.slot(slot)))
+            .collect()
+    }
+
+    /// The status of one slot.
+    pub fn slot_status(&self, slot: Slot) -> SlotStatus {
+        SlotStatus::of(slot, self.slot(slot))
+    }
+}
+
+fn candidate(
+    prepared: Prepared,
+    source: PluginSource,
+    config: Config,
+    policy: FailurePolicy,
+) -> ActivePlugin {
+    ActivePlugin {
+        pre: prepared.pre,
+        sha256: prepared.sha256,
+        generation: 0,
+        source,
+        config,
+        policy,
+        loaded_at: Utc::now(),
+    }
+}
+
+fn log_failure(slot: Slot, plugin: &ActivePlugin, failure: &Failure) {
+    tracing::warn!(
+        slot = %slot, version = %plugin.version(), kind = failure.kind.code(), policy = %plugin.policy,
+        "plugin call failed: {}", failure.message
+    );
+}
+
+fn mismatch(slot: Slot, output: &PluginOutput) -> PluginCallError {
+    let kind = FailureKind::BadOutput;
+    let message = format!("unexpected output for the {slot} slot: {output:?}");
+    PluginCallError::Unavailable {
+        slot,
+        version: String::new(),
+        kind,
+        message,
+    }
+}

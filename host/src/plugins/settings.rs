@@ -1,0 +1,99 @@
+//! Operator settings of the plugin runtime: resource limits every call runs under, the
+//! precompiled-artifact cache, and each slot's failure policy and config. Deserializable so the
+//! service configuration can embed it; every field has a default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rule_types::Config;
+use serde::{Deserialize, Serialize};
+
+use super::slot::{FailurePolicy, Slot};
+
+/// Limits and defaults the runtime applies to every plugin call and load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Largest linear memory a guest may grow to, in bytes. A guest that asks for more gets a
+    /// failed `memory.grow` and the call fails with the `memory` kind.
+    pub memory_cap_bytes: usize,
+    /// Wall-clock budget of one call in milliseconds, instantiation included. A guest still
+    /// running when it expires is interrupted and the call fails with the `timeout` kind.
+    pub deadline_ms: u64,
+    /// Largest JSON-serialized input (draft or stored order) a call accepts, in bytes; larger
+    /// inputs are refused before any guest code runs.
+    pub input_cap_bytes: usize,
+    /// Fuel (roughly, WebAssembly instructions) per call. `None` turns fuel metering off; the
+    /// deadline still applies. Metering costs some speed, so it is off by default.
+    pub fuel: Option<u64>,
+    /// Directory for precompiled components, keyed by content hash and engine settings, so a
+    /// restart (or another process on this host) skips compilation. `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Highest tax rate, in basis points, a tax plugin may apply to a line (10000 = 100%).
+    pub max_tax_rate_bps: u32,
+    /// How many plugin calls may run at the same time; further calls wait for a free slot.
+    /// Sizes the engine's instance pool.
+    pub max_concurrent_calls: u32,
+    /// Run every candidate on the built-in fixtures before it is swapped in. Turn off only for
+    /// plugins whose config makes the fixtures meaningless.
+    pub smoke_test: bool,
+    /// Policy and config of the tax slot.
+    pub tax: SlotSettings,
+    /// Policy and config of the validation slot.
+    pub validation: SlotSettings,
+    /// Policy and config of the e-mail slot.
+    pub email: SlotSettings,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            memory_cap_bytes: 32 << 20,
+            deadline_ms: 50,
+            input_cap_bytes: 64 << 10,
+            fuel: None,
+            cache_dir: None,
+            max_tax_rate_bps: 10_000,
+            max_concurrent_calls: 64,
+            smoke_test: true,
+            tax: SlotSettings::default(),
+            validation: SlotSettings::default(),
+            email: SlotSettings::default(),
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// The per-call deadline as a [`Duration`].
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The settings of one slot.
+    pub fn slot(&self, slot: Slot) -> &SlotSettings {
+        match slot {
+            Slot::Tax => &self.tax,
+            Slot::Validation => &self.validation,
+            Slot::Email => &self.email,
+        }
+    }
+
+    /// Mutable settings of one slot.
+    pub fn slot_mut(&mut self, slot: Slot) -> &mut SlotSettings {
+        match slot {
+            Slot::Tax => &mut self.tax,
+            Slot::Validation => &mut self.validation,
+            Slot::Email => &mut self.email,
+        }
+    }
+}
+
+/// Operator settings of one slot; a plugin loaded without its own policy or config gets these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlotSettings {
+    /// What a failed call does: fail the request, or retry on the previous good version.
+    pub policy: FailurePolicy,
+    /// Key/value settings passed to the plugin on every call.
+    pub config: Config,
+}

@@ -1,0 +1,258 @@
+//! The outbox relay: moves committed outbox events to the queue.
+//!
+//! Each pass claims due events with a lease (several relays, in one process or many, never
+//! publish one event at the same time), publishes them in batches of up to ten, and marks
+//! them published. The store never leases an event while an earlier event of its order is
+//! unpublished, so one order's events reach the queue in the order they were written.
+//! A failed publish counts an attempt and backs the event off exponentially, with jitter, up
+//! to a cap; after `max_attempts` it is `dead` (counted in `/metrics`, listed and retried
+//! through the admin outbox endpoints).
+//!
+//! The loop is sqlxmq-style: [`Relay::try_run_once`] does one pass and reports whether it
+//! found work; [`Relay::run`] owns the waiting: at once again after work, otherwise until an
+//! order commits in this process (`wake`), the poll interval passes (events written by other
+//! instances), or shutdown. A pass in progress always finishes; unfinished leases simply run
+//! out and the events are claimed again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use rand::Rng;
+use serde::Deserialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{OutboxEvent, OutboxStatus};
+use crate::queue::{MAX_BATCH, OutgoingMessage, Queue};
+use crate::storage::OutboxStore;
+
+/// Relay settings (`[relay]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Pause between polls when idle; the in-process wake-up makes local orders faster.
+    pub poll_interval_ms: u64,
+    /// How long a claim protects events from other relays; a relay that dies mid-publish
+    /// delays its events by this much.
+    pub lease_ms: u64,
+    /// Events claimed per pass (published in batches of ten).
+    pub claim_limit: u32,
+    /// Publish attempts before an event is `dead`.
+    pub max_attempts: u32,
+    /// Backoff after the first failure; doubles per attempt.
+    pub backoff_base_ms: u64,
+    /// Longest backoff between attempts.
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 250,
+            lease_ms: 30_000,
+            claim_limit: 100,
+            max_attempts: 10,
+            backoff_base_ms: 500,
+            backoff_cap_ms: 300_000,
+        }
+    }
+}
+
+/// What one pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many events were claimed and handled (published, or failed and backed off).
+    Processed(usize),
+    /// Nothing was due.
+    Idle,
+}
+
+/// Exponential backoff with "equal jitter": the `attempt`-th delay (1-based) is
+/// `min(cap, base × 2^(attempt-1))`, of which a random half is jitter, so relays that failed
+/// together do not retry together.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = attempt.saturating_sub(1).min(32);
+    let full = base.saturating_mul(1u32 << exp.min(31)).min(cap);
+    let half = full / 2;
+    let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
+    half + Duration::from_millis(jitter)
+}
+
+/// One relay instance.
+pub struct Relay {
+    outbox: Arc<dyn OutboxStore>,
+    queue: Arc<dyn Queue>,
+    /// Lease owner name, unique per instance.
+    owner: String,
+    settings: RelaySettings,
+    /// Notified after an order commits in this process.
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(outbox: Arc<dyn OutboxStore>, queue: Arc<dyn Queue>, settings: RelaySettings, wake: Arc<Notify>) -> Self {
+        let owner = format!("relay-{}-{}", std::process::id(), crate::domain::Id::new());
+        Self { outbox, queue, owner, settings, wake }
+    }
+
+    /// This instance's lease owner name.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// One pass: claim due events, publish them, record the outcome.
+    pub async fn try_run_once(&self) -> anyhow::Result<Outcome> {
+        let now = Utc::now();
+        let lease = Duration::from_millis(self.settings.lease_ms);
+        let events = self
+            .outbox
+            .claim_outbox(&self.owner, now, lease, self.settings.claim_limit.max(1))
+            .await
+            .context("Failed to claim outbox events")?;
+        if events.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        for chunk in events.chunks(MAX_BATCH) {
+            self.publish(chunk).await?;
+        }
+        Ok(Outcome::Processed(events.len()))
+    }
+
+    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        let mut messages = Vec::with_capacity(events.len());
+        for e in events {
+            let body = serde_json::to_string(&e.envelope()).context("Failed to encode an event envelope")?;
+            messages.push(OutgoingMessage { dedup_id: e.id.to_hex(), group_id: e.order_id.to_hex(), body });
+        }
+        let (sent, failed) = match self.queue.send_batch(&messages).await {
+            Ok(report) => (report.sent, report.failed),
+            Err(err) => {
+                let reason = format!("{:#}", anyhow::Error::new(err));
+                (Vec::new(), events.iter().map(|e| (e.id.to_hex(), reason.clone())).collect())
+            }
+        };
+        let published: Vec<_> = events.iter().filter(|e| sent.contains(&e.id.to_hex())).collect();
+        if !published.is_empty() {
+            let at = Utc::now();
+            let ids: Vec<_> = published.iter().map(|e| e.id).collect();
+            self.outbox
+                .mark_published(&ids, &self.owner, at)
+                .await
+                .context("Failed to mark outbox events published")?;
+            metrics::counter!("orderd_outbox_published_total").increment(ids.len() as u64);
+            for e in &published {
+                let lag = (at - e.occurred_at).to_std().unwrap_or_default();
+                metrics::histogram!("orderd_relay_commit_to_publish_seconds").record(lag.as_secs_f64());
+            }
+        }
+        for (id, reason) in failed {
+            if let Some(event) = events.iter().find(|e| e.id.to_hex() == id) {
+                self.fail(event, &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, event: &OutboxEvent, reason: &str) -> anyhow::Result<()> {
+        let attempts = event.attempts + 1;
+        let dead = attempts >= self.settings.max_attempts;
+        let delay = backoff(
+            attempts,
+            Duration::from_millis(self.settings.backoff_base_ms),
+            Duration::from_millis(self.settings.backoff_cap_ms),
+        );
+        let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        self.outbox
+            .mark_failed(event.id, &self.owner, reason, next, dead)
+            .await
+            .context("Failed to record a failed publish")?;
+        metrics::counter!("orderd_outbox_publish_failures_total").increment(1);
+        if dead {
+            metrics::counter!("orderd_outbox_dead_total").increment(1);
+            tracing::error!(event_id = %event.id, order_id = %event.order_id, attempts, reason, "Outbox event is dead after the attempt limit");
+        } else {
+            tracing::warn!(event_id = %event.id, attempts, retry_in_ms = delay.as_millis() as u64, reason, "Failed to publish an outbox event; will retry");
+        }
+        Ok(())
+    }
+
+    /// Refreshes the outbox gauges (`orderd_outbox_events{status}`).
+    pub async fn update_gauges(&self) -> anyhow::Result<()> {
+        for status in [OutboxStatus::Pending, OutboxStatus::Dead] {
+            let n = self.outbox.count_outbox(status).await.context("Failed to count outbox events")?;
+            metrics::gauge!("orderd_outbox_events", "status" => status.as_str()).set(n as f64);
+        }
+        Ok(())
+    }
+
+    /// Runs passes until `shutdown`; the pass in progress when it fires is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
+        let mut failures = 0u32;
+        let mut gauges_at = Instant::now() - Duration::from_secs(60);
+        tracing::info!(owner = %self.owner, queue = self.queue.backend_name(), "Outbox relay started");
+        while !shutdown.is_cancelled() {
+            // Register before looking, so a commit during the pass still wakes the wait below.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if gauges_at.elapsed() >= Duration::from_secs(1) {
+                gauges_at = Instant::now();
+                if let Err(err) = self.update_gauges().await {
+                    tracing::warn!(error = format!("{err:#}"), "Failed to update the outbox gauges");
+                }
+            }
+            let pause = match self.try_run_once().await {
+                Ok(Outcome::Processed(_)) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Outcome::Idle) => {
+                    failures = 0;
+                    poll
+                }
+                Err(err) => {
+                    failures += 1;
+                    let pause = backoff(failures, poll, Duration::from_secs(30));
+                    tracing::error!(error = format!("{err:#}"), retry_in_ms = pause.as_millis() as u64, "Outbox relay pass failed");
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = &mut notified, if failures == 0 => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        tracing::info!(owner = %self.owner, "Outbox relay stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_within_its_jitter_band() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(10);
+        for attempt in 1..=6u32 {
+            let full = base * (1 << (attempt - 1));
+            for _ in 0..50 {
+                let d = backoff(attempt, base, cap);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} outside [{:?}, {full:?}]", full / 2);
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_never_exceeds_its_cap_even_after_many_attempts() {
+        let cap = Duration::from_secs(5);
+        for attempt in [10, 40, u32::MAX] {
+            let d = backoff(attempt, Duration::from_millis(500), cap);
+            assert!(d <= cap && d >= cap / 2, "{attempt}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The order use cases behind the HTTP routes: place (the hot path, in `place`), read, list
+//! and cancel. No HTTP type appears here; callers map [`OrderError`] to their own responses.
+//!
+//! Repeated products: a request naming one product on several lines is passed to the
+//! validation slot as it is. The default validation plugin refuses it with the
+//! `duplicate-product` violation; an operator who wants to allow it configures that plugin
+//! accordingly, and the stock of such a product is then taken once per line.
+
+mod place;
+pub mod pricing;
+pub mod request;
+
+use chrono::Utc;
+
+use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, Role};
+use crate::plugins::Slot;
+use crate::storage::{Store, StoreError};
+
+pub use place::{IdempotencyRequest, Placed, place_order};
+pub use request::{AddressRequest, LineRequest, OrderRequest};
+
+/// Who is asking: the authenticated user's id and role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The user's id (the token's subject).
+    pub id: Id,
+    /// Admins may read and cancel every order; customers only their own.
+    pub role: Role,
+}
+
+impl Actor {
+    /// Whether this actor may see and cancel `order`.
+    fn may_access(&self, order: &Order) -> bool {
+        self.role == Role::Admin || order.user_id == self.id
+    }
+}
+
+/// One field at fault: the JSON path, a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, such as `items[2].quantity`.
+    pub field: String,
+    /// Stable kebab-case code clients branch on.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an order use case failed. Each variant's doc names the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// 422: fields of the request are malformed, name unknown products, or add up to amounts
+    /// too large to represent.
+    #[error("the order request is invalid")]
+    Invalid(Vec<FieldError>),
+    /// 422: the validation slot refused the order; the codes are the plugin's.
+    #[error("the order breaks {} business rule(s)", .0.len())]
+    Rejected(Vec<FieldError>),
+    /// 409: these products do not have enough stock; nothing was written.
+    #[error("insufficient stock")]
+    InsufficientStock(Vec<Id>),
+    /// 422: the `Idempotency-Key` was already used by this user with a different request.
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    /// 409: the `Idempotency-Key` is taken by a request whose response cannot be replayed
+    /// (older than the replay window); the client should pick a new key.
+    #[error("the idempotency key is taken")]
+    IdempotencyKeyTaken,
+    /// 503: a rule slot failed and its policy is fail-closed.
+    #[error("the {slot} rules are unavailable")]
+    RulesUnavailable {
+        /// The slot that failed.
+        slot: Slot,
+        /// Why, for the logs (never shown to clients).
+        #[source]
+        cause: anyhow::Error,
+    },
+    /// 404: no such order, or it belongs to someone else.
+    #[error("order not found")]
+    NotFound,
+    /// 409: the order's status does not allow the transition.
+    #[error("the order is {}", .current.as_str())]
+    InvalidTransition {
+        /// The status the order is in.
+        current: OrderStatus,
+    },
+    /// 401: the authenticated user no longer exists.
+    #[error("the user no longer exists")]
+    UnknownUser,
+    /// 500: the store failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// Wraps a store failure with what was being done.
+fn store_failed(what: &'static str) -> impl FnOnce(StoreError) -> OrderError {
+    move |err| OrderError::Store(anyhow::Error::new(err).context(what))
+}
+
+/// The order `id` if `actor` may see it.
+pub async fn get_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Order, OrderError> {
+    let order = store
+        .order(id)
+        .await
+        .map_err(store_failed("Failed to load an order"))?;
+    match order {
+        Some(order) if actor.may_access(&order) => Ok(order),
+        _ => Err(OrderError::NotFound),
+    }
+}
+
+/// Default and largest page size of [`list_orders`].
+pub const DEFAULT_PAGE: u32 = 20;
+pub const MAX_PAGE: u32 = 100;
+
+/// One page of a user's orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    /// Newest first.
+    pub items: Vec<Order>,
+    /// Pass as `cursor` to get the next (older) page; `None` on the last page.
+    pub next_cursor: Option<Id>,
+}
+
+/// The actor's own orders, newest first, older than `cursor`, at most `limit` (1..=100,
+/// default 20). `cursor` is the `next_cursor` of the previous page.
+pub async fn list_orders(
+    store: &dyn Store,
+    actor: Actor,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<OrderPage, OrderError> {
+    let mut errors = Vec::new();
+    let limit = match limit {
+        None => DEFAULT_PAGE,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "out-of-range",
+                    format!("must be between 1 and {MAX_PAGE}"),
+                ));
+                DEFAULT_PAGE
+            }
+        },
+    };
+    let before = match cursor.map(Id::parse).transpose() {
+        Ok(before) => before,
+        Err(e) => {
+            errors.push(FieldError::new("cursor", e.code, e.message));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(OrderError::Invalid(errors));
+    }
+    let mut items = store
+        .orders_of_user(actor.id, before, limit + 1)
+        .await
+        .map_err(store_failed("Failed to list a user's orders"))?;
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|o| o.id)
+    } else {
+        None
+    };
+    Ok(OrderPage { items, next_cursor })
+}
+
+/// Cancels the order `id` for its owner or an admin: restocks it and emits `order.cancelled`
+/// in one transaction. A status that cannot become `cancelled` is an
+/// [`OrderError::InvalidTransition`].
+pub async fn cancel_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Order, OrderError> {
+    let order = get_order(store, actor, id).await?;
+    if !order.status.can_become(OrderStatus::Cancelled) {
+        return Err(OrderError::InvalidTransition {
+            current: order.status,
+        });
+    }
+    let now = Utc::now();
+    let event = OutboxEvent::new(
+        id,
+        EventType::OrderCancelled,
+        serde_json::json!({ "userId": order.user_id, "cancelledBy": actor.id }),
+        now,
+    );
+    let sources = OrderStatus::sources_of(OrderStatus::Cancelled);
+    match store.cancel_order(id, &sources, now, &event).await {
+        Ok(order) => Ok(order),
+        Err(StoreError::NotFound) => Err(OrderError::NotFound),
+        Err(StoreError::Conflict(what)) => match what
+            .strip_prefix("status:")
+            .and_then(OrderStatus::parse)
+        {
+            Some(current) => Err(OrderError::InvalidTransition { current }),
+            None => Err(store_failed("Failed to cancel an order")(StoreError::Conflict(what))),
+        },
+        Err(err) => Err(store_failed("Failed to cancel an order")(err)),
+    }
+}

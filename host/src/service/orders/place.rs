@@ -1,0 +1,215 @@
+//! Placing an order, the hot path: parse → load the customer and products → price snapshot →
+//! validation slot → tax slot → one store transaction (stock, order, outbox event and the
+//! idempotency record together). Nothing is written unless every step succeeded.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use rule_types::Customer;
+
+use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent};
+use crate::plugins::native::RuleProvider;
+use crate::plugins::{FailureKind, PluginCallError, Slot};
+use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
+use crate::storage::{IdempotencyRecord, StockTake, Store, StoreError};
+
+use super::pricing::{self, TaxApplyError};
+use super::{Actor, FieldError, OrderError, OrderRequest, store_failed};
+
+/// Status stored with, and replayed for, a created order.
+const CREATED: u16 = 201;
+
+/// An `Idempotency-Key` sent with the request.
+pub struct IdempotencyRequest<'a> {
+    /// The parsed key.
+    pub key: &'a IdempotencyKey,
+    /// SHA-256 of the canonical request body, compared on replay.
+    pub fingerprint: [u8; 32],
+    /// Renders the response body stored for replays (the caller's representation of the
+    /// created order), so a replay is byte-for-byte the first response.
+    pub render: &'a (dyn Fn(&Order) -> Vec<u8> + Send + Sync),
+}
+
+/// What placing an order led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// A new order was committed with its `order.created` event.
+    Created(Order),
+    /// The key was used before with the same request: its stored response, unchanged.
+    Replayed {
+        /// The HTTP status first answered.
+        status: u16,
+        /// The body first answered.
+        body: Vec<u8>,
+    },
+}
+
+/// Places an order for `actor` (see the module docs for the steps). With an idempotency key,
+/// a repeat of an earlier successful request is answered from the stored response and a
+/// reuse with another request is refused; two concurrent requests with one key never create
+/// two orders, because the key is recorded in the order's own transaction.
+pub async fn place_order(
+    store: &dyn Store,
+    rules: &dyn RuleProvider,
+    actor: Actor,
+    request: &OrderRequest,
+    idempotency: Option<IdempotencyRequest<'_>>,
+) -> Result<Placed, OrderError> {
+    if let Some(idem) = &idempotency
+        && let Some(replay) = replay(store, actor, idem).await?
+    {
+        return Ok(replay);
+    }
+
+    let parsed = request.parse().map_err(OrderError::Invalid)?;
+    let mut ids: Vec<Id> = parsed.lines.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (user, products) = futures::try_join!(store.user_by_id(actor.id), store.products_by_ids(&ids))
+        .map_err(store_failed("Failed to load the customer and products of an order"))?;
+    let user = user.ok_or(OrderError::UnknownUser)?;
+    let catalog: HashMap<Id, _> = products.into_iter().map(|p| (p.id, p)).collect();
+    let mut priced = pricing::price_lines(&parsed.lines, &catalog).map_err(OrderError::Invalid)?;
+
+    let customer = Customer {
+        id: user.id.to_hex(),
+        email: user.email.as_str().to_owned(),
+        name: user.username.as_str().to_owned(),
+    };
+    let draft = pricing::draft(&priced, customer, parsed.shipping_address.as_ref());
+    let violations = rules
+        .validate(&draft)
+        .await
+        .map_err(|e| rules_failed(Slot::Validation, e))?;
+    if !violations.is_empty() {
+        return Err(OrderError::Rejected(
+            violations
+                .into_iter()
+                .map(|v| {
+                    let field = v.item_index.map_or_else(String::new, |i| format!("items[{i}]"));
+                    FieldError::new(field, v.code, v.message)
+                })
+                .collect(),
+        ));
+    }
+    let breakdown = rules
+        .calculate_tax(&draft)
+        .await
+        .map_err(|e| rules_failed(Slot::Tax, e))?;
+    let taxed = pricing::apply_tax(&mut priced, &breakdown).map_err(|e| match e {
+        TaxApplyError::Overflow(field) => OrderError::Invalid(vec![field]),
+        TaxApplyError::Inconsistent(what) => OrderError::RulesUnavailable {
+            slot: Slot::Tax,
+            cause: anyhow::anyhow!("the tax breakdown contradicts the draft: {what}"),
+        },
+    })?;
+
+    let now = Utc::now();
+    let order = Order {
+        id: Id::new(),
+        user_id: actor.id,
+        status: OrderStatus::Pending,
+        currency: priced.currency,
+        items: priced.items,
+        subtotal: priced.subtotal,
+        tax_total: taxed.tax_total,
+        total: taxed.total,
+        tax_lines: taxed.tax_lines,
+        shipping_address: parsed.shipping_address,
+        created_at: now,
+        updated_at: now,
+        processing_at: None,
+        processed_at: None,
+        cancelled_at: None,
+        failed_at: None,
+    };
+    let event = OutboxEvent::new(
+        order.id,
+        EventType::OrderCreated,
+        serde_json::json!({
+            "userId": order.user_id,
+            "total": order.total,
+            "currency": order.currency,
+        }),
+        now,
+    );
+    let record = idempotency.as_ref().map(|idem| IdempotencyRecord {
+        user_id: actor.id,
+        key: idem.key.as_str().to_owned(),
+        request_hash: idem.fingerprint,
+        status: CREATED,
+        response_body: (idem.render)(&order),
+        created_at: now,
+    });
+
+    match store
+        .place_order(&order, &stock_takes(&order), &event, record.as_ref())
+        .await
+    {
+        Ok(()) => Ok(Placed::Created(order)),
+        Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
+        Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
+            // A concurrent request with the same key committed first: answer as it did.
+            let idem = idempotency
+                .as_ref()
+                .expect("only a request with a key records one");
+            replay(store, actor, idem)
+                .await?
+                .ok_or(OrderError::IdempotencyKeyTaken)
+        }
+        Err(err) => Err(store_failed("Failed to commit an order")(err)),
+    }
+}
+
+/// The stored response for the key, if the same request was answered within the replay
+/// window; [`OrderError::IdempotencyKeyReused`] if the key came with another request.
+async fn replay(
+    store: &dyn Store,
+    actor: Actor,
+    idem: &IdempotencyRequest<'_>,
+) -> Result<Option<Placed>, OrderError> {
+    let record = store
+        .idempotency_record(actor.id, idem.key.as_str(), REPLAY_WINDOW)
+        .await
+        .map_err(store_failed("Failed to look up an idempotency key"))?;
+    match record {
+        None => Ok(None),
+        Some(record) if record.request_hash == idem.fingerprint => Ok(Some(Placed::Replayed {
+            status: record.status,
+            body: record.response_body,
+        })),
+        Some(_) => Err(OrderError::IdempotencyKeyReused),
+    }
+}
+
+/// One stock decrement per product, the quantities of repeated lines added up (saturating:
+/// a sum beyond `u32` exceeds any stock, so the decrement fails as it should).
+fn stock_takes(order: &Order) -> Vec<StockTake> {
+    let mut takes: Vec<StockTake> = Vec::with_capacity(order.items.len());
+    for item in &order.items {
+        match takes.iter_mut().find(|t| t.product_id == item.product_id) {
+            Some(take) => take.quantity = take.quantity.saturating_add(item.quantity),
+            None => takes.push(StockTake {
+                product_id: item.product_id,
+                quantity: item.quantity,
+            }),
+        }
+    }
+    takes
+}
+
+/// Maps a failed slot call: an input too large for the plugins is the client's order being
+/// too large (422); anything else means the rules are unavailable (503).
+fn rules_failed(slot: Slot, err: PluginCallError) -> OrderError {
+    if err.kind() == Some(&FailureKind::InputTooLarge) {
+        return OrderError::Invalid(vec![FieldError::new(
+            "items",
+            "order-too-large",
+            "the order is too large to be checked; split it into smaller orders",
+        )]);
+    }
+    OrderError::RulesUnavailable {
+        slot,
+        cause: anyhow::Error::new(err),
+    }
+}

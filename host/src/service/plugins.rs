@@ -1,0 +1,238 @@
+//! Operating the rule slots through the store: upload a new plugin version (checked,
+//! smoke-tested and swapped in before it is recorded), list a slot's versions, roll back.
+//!
+//! The store is the source of truth every instance converges on (see `plugin_sync`); this
+//! instance's runtime is updated at once, the others within a poll interval.
+//!
+//! Rollback goes to the version uploaded before the active one, and from the oldest upload to
+//! the built-in default. An uploaded version takes precedence over a file in the watched
+//! plugins directory until it is rolled back past.
+
+use chrono::Utc;
+use rule_types::Config;
+
+use crate::domain::Id;
+use crate::plugins::{FailurePolicy, LoadError, PluginRuntime, PluginSource, Slot, sha256_hex};
+use crate::storage::{ActivePlugin, PluginVersion, Store, StoreError};
+
+/// A new version as an operator sent it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The slot it is meant for.
+    pub slot: Slot,
+    /// The component's bytes.
+    pub wasm: Vec<u8>,
+    /// Settings passed to the plugin on every call; empty leaves the plugin's own defaults.
+    pub config: Config,
+    /// Failure policy while it is active; `None` keeps each instance's configured policy.
+    pub policy: Option<FailurePolicy>,
+    /// The admin who uploaded it.
+    pub uploaded_by: Id,
+}
+
+/// Why an operation on a slot failed. Each variant's doc names its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginAdminError {
+    /// 422: the runtime refused the component (not a component, wrong world, failed smoke
+    /// test); nothing was stored and the active version still serves.
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    /// 409: the slot already runs its built-in default; there is nothing to roll back.
+    #[error("the {0} slot runs its built-in plugin; there is nothing to roll back")]
+    NothingToRollBack(Slot),
+    /// 500: the store failed.
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
+fn store_failed(what: &'static str) -> impl FnOnce(StoreError) -> PluginAdminError {
+    move |err| PluginAdminError::Store(anyhow::Error::new(err).context(what))
+}
+
+/// The wire name of a failure policy, as stored with a version.
+pub fn policy_name(policy: FailurePolicy) -> &'static str {
+    match policy {
+        FailurePolicy::FailClosed => "fail-closed",
+        FailurePolicy::Fallback => "fallback",
+    }
+}
+
+/// Parses a failure policy name (`fail-closed` or `fallback`).
+pub fn parse_policy(name: &str) -> Option<FailurePolicy> {
+    match name {
+        "fail-closed" => Some(FailurePolicy::FailClosed),
+        "fallback" => Some(FailurePolicy::Fallback),
+        _ => None,
+    }
+}
+
+/// Checks, smoke-tests and activates `upload` on this instance, then records it in the store
+/// as the slot's active version. Returns the stored version (without its bytes).
+pub async fn upload(
+    store: &dyn Store,
+    runtime: &PluginRuntime,
+    upload: Upload,
+) -> Result<PluginVersion, PluginAdminError> {
+    let Upload {
+        slot,
+        wasm,
+        config,
+        policy,
+        uploaded_by,
+    } = upload;
+    let id = Id::new();
+    let source = PluginSource::Upload {
+        version_id: id.to_hex(),
+    };
+    // The runtime compiles, checks and smoke-tests before it swaps; a refusal changes nothing.
+    runtime
+        .load(slot, wasm.clone(), config.clone(), policy, source)
+        .await?;
+    let mut version = PluginVersion {
+        id,
+        slot: slot.as_str().to_owned(),
+        sha256: sha256_hex(&wasm),
+        wasm,
+        config,
+        policy: policy.map(|p| policy_name(p).to_owned()),
+        created_at: Utc::now(),
+        created_by: Some(uploaded_by),
+    };
+    let recorded = async {
+        store.put_plugin_version(&version).await?;
+        store.set_active_plugin(slot.as_str(), Some(id), Utc::now()).await
+    }
+    .await;
+    if let Err(err) = recorded {
+        // The runtime runs a version the store does not know: go back to what the store says.
+        if let Err(undo) = converge_slot(store, runtime, slot).await {
+            tracing::error!(slot = %slot, error = ?undo, "failed to restore the stored plugin after a failed upload");
+        }
+        return Err(store_failed("Failed to record an uploaded plugin version")(err));
+    }
+    tracing::info!(slot = %slot, version = %id, sha256 = %version.sha256, "plugin version uploaded and activated");
+    version.wasm = Vec::new();
+    Ok(version)
+}
+
+/// The slot's versions, newest first (without bytes), and its active pointer, if ever set.
+pub async fn versions(
+    store: &dyn Store,
+    slot: Slot,
+) -> Result<(Vec<PluginVersion>, Option<ActivePlugin>), PluginAdminError> {
+    let versions = store
+        .plugin_versions(slot.as_str())
+        .await
+        .map_err(store_failed("Failed to list plugin versions"))?;
+    let active = active_pointer(store, slot).await?;
+    Ok((versions, active))
+}
+
+/// Activates the version uploaded before the active one, or the built-in default when the
+/// active one is the oldest. Returns the version now active (`None`: the built-in default).
+pub async fn rollback(
+    store: &dyn Store,
+    runtime: &PluginRuntime,
+    slot: Slot,
+) -> Result<Option<PluginVersion>, PluginAdminError> {
+    let current = active_pointer(store, slot)
+        .await?
+        .and_then(|a| a.version_id)
+        .ok_or(PluginAdminError::NothingToRollBack(slot))?;
+    let versions = store
+        .plugin_versions(slot.as_str())
+        .await
+        .map_err(store_failed("Failed to list plugin versions"))?;
+    let target = versions
+        .into_iter()
+        .skip_while(|v| v.id != current)
+        .nth(1);
+    apply(store, runtime, slot, target.as_ref().map(|v| v.id))
+        .await
+        .map_err(|err| match err {
+            ApplyError::Load(err) => PluginAdminError::Refused(err),
+            ApplyError::Store(err) => PluginAdminError::Store(err),
+        })?;
+    store
+        .set_active_plugin(slot.as_str(), target.as_ref().map(|v| v.id), Utc::now())
+        .await
+        .map_err(store_failed("Failed to record a plugin rollback"))?;
+    tracing::info!(slot = %slot, version = ?target.as_ref().map(|v| v.id), "plugin rolled back");
+    Ok(target)
+}
+
+/// The store's active pointer of `slot`, if it was ever set.
+pub async fn active_pointer(
+    store: &dyn Store,
+    slot: Slot,
+) -> Result<Option<ActivePlugin>, PluginAdminError> {
+    let active = store
+        .active_plugins()
+        .await
+        .map_err(store_failed("Failed to read the active plugin versions"))?;
+    Ok(active.into_iter().find(|a| a.slot == slot.as_str()))
+}
+
+/// Why this instance could not switch a slot to a stored version.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The runtime refused the stored version's bytes.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The store failed, or the active version's record is missing.
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
+/// Makes this instance's runtime serve `target` in `slot` (`None`: the built-in default) unless
+/// it already does. Returns whether anything was swapped.
+pub async fn apply(
+    store: &dyn Store,
+    runtime: &PluginRuntime,
+    slot: Slot,
+    target: Option<Id>,
+) -> Result<bool, ApplyError> {
+    let running = runtime.slot_status(slot).source;
+    match target {
+        None => {
+            // Only an uploaded version is undone; the built-in default or a file from the
+            // plugins directory is this instance's own choice.
+            if matches!(running, Some(PluginSource::Upload { .. })) {
+                runtime.revert_to_default(slot).await?;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+        Some(id) => {
+            if matches!(&running, Some(PluginSource::Upload { version_id }) if *version_id == id.to_hex()) {
+                return Ok(false);
+            }
+            let version = store
+                .plugin_version(id)
+                .await
+                .map_err(|e| ApplyError::Store(anyhow::Error::new(e).context("Failed to load a plugin version")))?
+                .ok_or_else(|| ApplyError::Store(anyhow::anyhow!("the active {slot} version {id} is not in the store")))?;
+            let policy = version.policy.as_deref().and_then(parse_policy);
+            let source = PluginSource::Upload {
+                version_id: id.to_hex(),
+            };
+            runtime
+                .load(slot, version.wasm, version.config, policy, source)
+                .await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Brings `slot` of this instance to the store's active version.
+pub async fn converge_slot(
+    store: &dyn Store,
+    runtime: &PluginRuntime,
+    slot: Slot,
+) -> Result<bool, ApplyError> {
+    let target = active_pointer(store, slot)
+        .await
+        .map_err(|e| ApplyError::Store(anyhow::Error::new(e)))?
+        .and_then(|a| a.version_id);
+    apply(store, runtime, slot, target).await
+}

@@ -1,0 +1,306 @@
+//! Wiring: from [`Settings`] to a running process. [`Application::build`] opens the store,
+//! loads the plugin runtime, builds the [`AppState`] and binds the listener (port 0 picks a
+//! free port, see [`Application::port`]); [`Application::run_until_stopped`] serves until the
+//! shutdown future completes, then stops accepting, drains in-flight requests and background
+//! tasks up to the configured grace period, and returns.
+//!
+//! A process plays one or more roles (`--roles api,relay,consumer`): `api` serves the whole
+//! HTTP API; without it only the operational routes (health, metrics) are served. The delivery
+//! roles are started in [`Application::spawn_delivery_roles`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{PasswordHasher, TokenService};
+use crate::configuration::Settings;
+use crate::http::{self, AppState, metrics::Metrics};
+use crate::plugins::PluginRuntime;
+use crate::storage::Store;
+use crate::storage::sqlite::SqliteStore;
+
+/// A part of the system a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProcessRole {
+    /// The HTTP API.
+    Api,
+    /// Moves committed outbox events to the queue.
+    Relay,
+    /// Processes queued events (order processing, e-mail).
+    Consumer,
+}
+
+impl ProcessRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessRole::Api => "api",
+            ProcessRole::Relay => "relay",
+            ProcessRole::Consumer => "consumer",
+        }
+    }
+}
+
+/// The set of roles this process plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles(BTreeSet<ProcessRole>);
+
+impl Roles {
+    /// Parses a comma-separated list such as `api,relay`; at least one role, no unknown ones.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut roles = BTreeSet::new();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let role = match name.to_ascii_lowercase().as_str() {
+                "api" => ProcessRole::Api,
+                "relay" => ProcessRole::Relay,
+                "consumer" => ProcessRole::Consumer,
+                other => bail!("unknown role {other:?}: expected api, relay or consumer"),
+            };
+            roles.insert(role);
+        }
+        if roles.is_empty() {
+            bail!("at least one role is needed: api, relay or consumer");
+        }
+        Ok(Self(roles))
+    }
+
+    pub fn contains(&self, role: ProcessRole) -> bool {
+        self.0.contains(&role)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ProcessRole> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl fmt::Display for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.iter().map(ProcessRole::as_str).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// Opens the configured store: the embedded SQLite database in the data directory.
+pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let path = settings.database_path();
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("Failed to open the database at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Builds the shared state from the settings and an opened store.
+pub async fn build_state(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+    let secret = settings.resolve_jwt_secret()?;
+    let tokens = TokenService::new(&secret, &settings.auth);
+    let hash_concurrency = settings.auth.hash_concurrency;
+    let passwords = tokio::task::spawn_blocking(move || PasswordHasher::new(hash_concurrency))
+        .await
+        .context("Failed to join the password-hasher setup")??;
+    let plugins = PluginRuntime::with_embedded_defaults(settings.plugins.clone())
+        .await
+        .context("Failed to start the plugin runtime")?;
+    Ok(AppState {
+        store,
+        plugins,
+        settings: Arc::new(settings),
+        tokens: Arc::new(tokens),
+        passwords: Arc::new(passwords),
+        metrics: Metrics::install()?,
+        order_committed: Arc::new(Notify::new()),
+    })
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    listener: TcpListener,
+    /// The bound port (the chosen one when the settings asked for port 0).
+    port: u16,
+    state: AppState,
+    roles: Roles,
+    /// The store's SQLite handle when the store is the embedded one; the embedded queue keeps
+    /// its table in the same file through it.
+    sqlite: Option<crate::storage::sqlite::SqliteDb>,
+}
+
+impl Application {
+    /// Opens the configured store and builds the application on it.
+    pub async fn build(settings: Settings, roles: Roles) -> anyhow::Result<Self> {
+        let path = settings.database_path();
+        let store = SqliteStore::open(&path)
+            .with_context(|| format!("Failed to open the database at {}", path.display()))?;
+        let sqlite = store.db();
+        let mut app = Self::build_with_store(settings, roles, Arc::new(store)).await?;
+        app.sqlite = Some(sqlite);
+        Ok(app)
+    }
+
+    /// Builds the application on an already opened store.
+    pub async fn build_with_store(settings: Settings, roles: Roles, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let address = format!("{}:{}", settings.http.host, settings.http.port);
+        let state = build_state(settings, store).await?;
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("Failed to bind {address}"))?;
+        let port = listener.local_addr().context("Failed to read the bound address")?.port();
+        Ok(Self {
+            listener,
+            port,
+            state,
+            roles,
+            sqlite: None,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests reach the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The roles this process plays.
+    pub fn roles(&self) -> &Roles {
+        &self.roles
+    }
+
+    /// Starts the background loops of the delivery roles (outbox relay, queue consumer) and
+    /// returns their tasks; each must return once `shutdown` is cancelled.
+    ///
+    /// Delivery roles are wired here.
+    fn spawn_delivery_roles(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<anyhow::Result<()>>> {
+        let roles = crate::delivery::DeliveryRoles {
+            relay: self.roles.contains(ProcessRole::Relay),
+            consumer: self.roles.contains(ProcessRole::Consumer),
+            api: self.roles.contains(ProcessRole::Api),
+        };
+        if !roles.relay && !roles.consumer {
+            return Vec::new();
+        }
+        let deps = crate::delivery::DeliveryDeps {
+            settings: self.state.settings.clone(),
+            store: self.state.store.clone(),
+            sqlite: self.sqlite.clone(),
+            renderer: Arc::new(self.state.plugins.clone()),
+            order_committed: self.state.order_committed.clone(),
+        };
+        vec![tokio::spawn(crate::delivery::run(deps, roles, shutdown.clone()))]
+    }
+
+    /// Serves until `shutdown` completes, then drains: stops accepting connections, lets
+    /// in-flight requests and background tasks finish up to `http.shutdown_grace_ms`, and
+    /// returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let settings = self.state.settings.clone();
+        let grace = settings.http.shutdown_grace();
+
+        let watcher = match &settings.plugin_dir {
+            Some(dir) => Some(
+                self.state
+                    .plugins
+                    .spawn_watcher(dir.clone(), token.clone().cancelled_owned())
+                    .context("Failed to start the plugin watcher")?,
+            ),
+            None => None,
+        };
+        let tasks = self.spawn_delivery_roles(&token);
+
+        let app = if self.roles.contains(ProcessRole::Api) {
+            http::router(self.state.clone())
+        } else {
+            http::health::operational_router(self.state.clone())
+        };
+        tracing::info!(port = self.port, roles = %self.roles, store = self.state.store.backend_name(), "orderd is serving");
+        let server = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let mut server = tokio::spawn(async move { server.await.context("The HTTP server failed") });
+
+        tokio::pin!(shutdown);
+        let early = tokio::select! {
+            () = &mut shutdown => None,
+            result = &mut server => Some(result),
+        };
+        tracing::info!("shutting down: draining in-flight work");
+        token.cancel();
+
+        let drain = async {
+            let served = match early {
+                Some(result) => result,
+                None => (&mut server).await,
+            };
+            let mut outcome = served.context("Failed to join the HTTP server").and_then(|r| r);
+            for task in tasks {
+                let result = task.await.context("Failed to join a background task").and_then(|r| r);
+                if let Err(err) = result {
+                    tracing::error!(error = ?err, "a background task failed");
+                    outcome = outcome.and(Err(err));
+                }
+            }
+            if let Some(watcher) = watcher {
+                watcher.stopped().await;
+            }
+            outcome
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; dropping unfinished work");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "failed to listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_from_a_comma_separated_list() {
+        let roles = Roles::parse("relay, api").unwrap();
+        assert!(roles.contains(ProcessRole::Api) && roles.contains(ProcessRole::Relay));
+        assert!(!roles.contains(ProcessRole::Consumer));
+        assert_eq!(roles.to_string(), "api,relay");
+        assert!(Roles::parse("api,web").is_err());
+        assert!(Roles::parse(" , ").is_err());
+    }
+}

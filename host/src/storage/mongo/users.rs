@@ -1,0 +1,202 @@
+//! Users and refresh-token families on MongoDB.
+//!
+//! A family document holds the hash of its one current token; `refresh_tokens` records every
+//! hash ever issued (by hex, as `_id`) with its family, so presenting a rotated-away token is
+//! recognised as reuse. Rotation is one conditional update of the family document
+//! (`currentHash == presented`, not revoked, not expired), which MongoDB applies atomically:
+//! of two concurrent rotations of one token exactly one matches, and the other then finds the
+//! family moved on, which is reuse.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::bson::{Document, doc};
+use mongodb::options::ReturnDocument;
+
+use super::MongoStore;
+use super::codec::{date, get_bool, get_enum, get_id, get_str, get_time, hash_hex, oid};
+use super::error::{MongoContext, unique_violation};
+use crate::domain::{Email, Id, Role, User, Username};
+use crate::storage::{RefreshGrant, RotateOutcome, StoreError, StoreResult, TokenStore, UserStore};
+
+/// Unique user fields and the index-name fragment that identifies each.
+const USER_UNIQUE: &[(&str, &str)] = &[("username", "username"), ("email", "email")];
+
+fn user_doc(u: &User) -> Document {
+    doc! {
+        "_id": oid(u.id),
+        "username": u.username.as_str(),
+        "email": u.email.as_str(),
+        "passwordHash": &u.password_hash,
+        "role": u.role.as_str(),
+        "createdAt": date(u.created_at),
+    }
+}
+
+fn user_from_doc(d: &Document) -> StoreResult<User> {
+    let username = get_str(d, "username")?;
+    let email = get_str(d, "email")?;
+    Ok(User {
+        id: get_id(d, "_id")?,
+        username: Username::parse(&username).map_err(|e| super::codec::corrupt("username", e))?,
+        email: Email::parse(&email).map_err(|e| super::codec::corrupt("email", e))?,
+        password_hash: get_str(d, "passwordHash")?,
+        role: get_enum(d, "role", Role::parse)?,
+        created_at: get_time(d, "createdAt")?,
+    })
+}
+
+#[async_trait]
+impl UserStore for MongoStore {
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        self.c
+            .users
+            .insert_one(user_doc(user))
+            .await
+            .map_err(|e| unique_violation(e, USER_UNIQUE, "Failed to insert a user"))?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: Id) -> StoreResult<Option<User>> {
+        let found = self.c.users.find_one(doc! { "_id": oid(id) }).await.ctx("Failed to look up a user")?;
+        found.as_ref().map(user_from_doc).transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let found = self.c.users.find_one(doc! { "email": email }).await.ctx("Failed to look up a user")?;
+        found.as_ref().map(user_from_doc).transpose()
+    }
+
+    async fn set_role(&self, id: Id, role: Role) -> StoreResult<()> {
+        let result = self
+            .c
+            .users
+            .update_one(doc! { "_id": oid(id) }, doc! { "$set": { "role": role.as_str() } })
+            .await
+            .ctx("Failed to update a role")?;
+        if result.matched_count == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+}
+
+impl MongoStore {
+    /// Records that `hash` was issued to `family`.
+    async fn record_token(&self, hash: &[u8; 32], family: Id, at: DateTime<Utc>) -> StoreResult<()> {
+        self.c
+            .refresh_tokens
+            .insert_one(doc! { "_id": hash_hex(hash), "familyId": oid(family), "issuedAt": date(at) })
+            .await
+            .ctx("Failed to record a refresh token")?;
+        Ok(())
+    }
+
+    /// The family a token hash was issued to, if it is known.
+    async fn family_of(&self, hash: &[u8; 32]) -> StoreResult<Option<Id>> {
+        let found = self
+            .c
+            .refresh_tokens
+            .find_one(doc! { "_id": hash_hex(hash) })
+            .await
+            .ctx("Failed to look up a refresh token")?;
+        found.map(|d| get_id(&d, "familyId")).transpose()
+    }
+
+    async fn revoke_family(&self, family: Id, at: Option<DateTime<Utc>>) -> StoreResult<()> {
+        let mut set = doc! { "revoked": true };
+        if let Some(at) = at {
+            set.insert("updatedAt", date(at));
+        }
+        self.c
+            .refresh_families
+            .update_one(doc! { "_id": oid(family) }, doc! { "$set": set })
+            .await
+            .ctx("Failed to revoke a refresh-token family")?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MongoStore {
+    async fn create_family(&self, grant: &RefreshGrant) -> StoreResult<()> {
+        self.c
+            .refresh_families
+            .insert_one(doc! {
+                "_id": oid(grant.family_id),
+                "userId": oid(grant.user_id),
+                "currentHash": hash_hex(&grant.token_hash),
+                "revoked": false,
+                "expiresAt": date(grant.expires_at),
+                "createdAt": date(grant.issued_at),
+                "updatedAt": date(grant.issued_at),
+            })
+            .await
+            .ctx("Failed to insert a refresh-token family")?;
+        self.record_token(&grant.token_hash, grant.family_id, grant.issued_at).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: [u8; 32],
+        next_hash: [u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        let Some(family_id) = self.family_of(&presented).await? else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        // Known before it becomes current, so a later reuse of it is always recognised.
+        self.record_token(&next_hash, family_id, now).await?;
+        let rotated = self
+            .c
+            .refresh_families
+            .find_one_and_update(
+                doc! {
+                    "_id": oid(family_id),
+                    "currentHash": hash_hex(&presented),
+                    "revoked": false,
+                    "expiresAt": { "$gt": date(now) },
+                },
+                doc! { "$set": {
+                    "currentHash": hash_hex(&next_hash),
+                    "expiresAt": date(expires_at),
+                    "updatedAt": date(now),
+                } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .ctx("Failed to rotate a refresh token")?;
+        if let Some(family) = rotated {
+            return Ok(RotateOutcome::Rotated { user_id: get_id(&family, "userId")?, family_id });
+        }
+        // The new token was never handed out: forget it.
+        self.c
+            .refresh_tokens
+            .delete_one(doc! { "_id": hash_hex(&next_hash) })
+            .await
+            .ctx("Failed to discard an unused refresh token")?;
+        let family = self
+            .c
+            .refresh_families
+            .find_one(doc! { "_id": oid(family_id) })
+            .await
+            .ctx("Failed to look up a refresh-token family")?;
+        let Some(family) = family else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        if get_bool(&family, "revoked")? {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if get_str(&family, "currentHash")? != hash_hex(&presented) {
+            self.revoke_family(family_id, Some(now)).await?;
+            return Ok(RotateOutcome::Reused { family_id });
+        }
+        // Current, not revoked, yet not rotated: expired.
+        Ok(RotateOutcome::Invalid)
+    }
+
+    async fn revoke_family_of(&self, presented: [u8; 32]) -> StoreResult<()> {
+        match self.family_of(&presented).await? {
+            Some(family) => self.revoke_family(family, None).await,
+            None => Ok(()),
+        }
+    }
+}
+

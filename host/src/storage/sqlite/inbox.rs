@@ -1,0 +1,125 @@
+//! The consumer's duplicate filters on SQLite: the processed-event inbox and e-mail send
+//! records with expiring claims.
+//!
+//! A claim belongs to one delivery attempt (`owner`): while it is unexpired every other claim
+//! — even one with the same owner string — is `InProgress`, so two concurrent deliveries can
+//! never both send. An expired or released claim may be taken over; a sent record is final.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use super::error::{SqlContext, micros};
+use crate::domain::Id;
+use crate::storage::{EmailClaim, InboxStore, StoreResult};
+
+#[async_trait]
+impl InboxStore for SqliteStore {
+    async fn inbox_contains(&self, event_id: Id) -> StoreResult<bool> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")
+                    .ctx("Failed to prepare the inbox lookup")?
+                    .query_row([event_id.to_hex()], |_| Ok(()))
+                    .optional()
+                    .map(|found| found.is_some())
+                    .ctx("Failed to look up the inbox")
+            })
+            .await
+    }
+
+    async fn inbox_record(&self, event_id: Id, at: DateTime<Utc>) -> StoreResult<bool> {
+        self.db
+            .write(move |tx| {
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO inbox (event_id, processed_at) VALUES (?1, ?2)",
+                    )
+                    .ctx("Failed to prepare the inbox insert")?
+                    .execute(params![event_id.to_hex(), micros(at)])
+                    .ctx("Failed to record a processed event")?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
+
+    async fn claim_email(
+        &self,
+        event_id: Id,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<EmailClaim> {
+        let owner = owner.to_owned();
+        self.db
+            .write(move |tx| {
+                let current: Option<(Option<i64>, Option<i64>, Option<String>)> = tx
+                    .prepare_cached(
+                        "SELECT sent_at, claimed_until, owner FROM email_sends WHERE event_id = ?1",
+                    )
+                    .ctx("Failed to prepare the e-mail claim lookup")?
+                    .query_row([event_id.to_hex()], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+                    .ctx("Failed to look up an e-mail claim")?;
+                match current {
+                    Some((Some(_), _, _)) => return Ok(EmailClaim::AlreadySent),
+                    Some((None, Some(claimed_until), Some(_))) if claimed_until > micros(now) => {
+                        return Ok(EmailClaim::InProgress);
+                    }
+                    _ => {}
+                }
+                tx.prepare_cached(
+                    "INSERT INTO email_sends (event_id, owner, claimed_until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (event_id) DO UPDATE SET owner = excluded.owner,
+                         claimed_until = excluded.claimed_until",
+                )
+                .ctx("Failed to prepare the e-mail claim")?
+                .execute(params![event_id.to_hex(), owner, micros(until)])
+                .ctx("Failed to claim an e-mail send")?;
+                Ok(EmailClaim::Claimed)
+            })
+            .await
+    }
+
+    async fn finish_email(
+        &self,
+        event_id: Id,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let message_id = message_id.to_owned();
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO email_sends (event_id, sent_at, message_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (event_id) DO UPDATE SET sent_at = excluded.sent_at,
+                         message_id = excluded.message_id, owner = NULL, claimed_until = NULL
+                     WHERE email_sends.sent_at IS NULL",
+                )
+                .ctx("Failed to prepare the e-mail send record")?
+                .execute(params![event_id.to_hex(), micros(at), message_id])
+                .ctx("Failed to record an e-mail send")?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release_email(&self, event_id: Id, owner: &str) -> StoreResult<()> {
+        let owner = owner.to_owned();
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE email_sends SET owner = NULL, claimed_until = NULL
+                     WHERE event_id = ?1 AND owner = ?2 AND sent_at IS NULL",
+                )
+                .ctx("Failed to prepare the e-mail claim release")?
+                .execute(params![event_id.to_hex(), owner])
+                .ctx("Failed to release an e-mail claim")?;
+                Ok(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,76 @@
+//! The embedded storage backend: every storage port on one SQLite file in the data directory
+//! (WAL, one writer thread, a few readers; see [`SqliteDb`]). Each port lives in its own file
+//! here; the schema is in `schema.rs`.
+
+mod db;
+mod error;
+mod inbox;
+mod orders;
+mod outbox;
+mod plugins;
+mod products;
+mod schema;
+mod users;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use db::SqliteDb;
+pub use error::{SqlContext, map_sql_error};
+
+use super::{Store, StoreResult};
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "orderd.sqlite3";
+
+/// The order store on SQLite. Cheap to clone; all clones share one [`SqliteDb`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// The shared database handle (writer thread + readers).
+    db: SqliteDb,
+    /// Keeps a temporary directory alive for stores made by [`SqliteStore::temporary`].
+    _temp: Option<Arc<tempfile::TempDir>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its parent directory) the database file at `path` and
+    /// brings its schema up to date.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let db = SqliteDb::open_with(path, &[(schema::COMPONENT, schema::STEPS)])?;
+        Ok(Self { db, _temp: None })
+    }
+
+    /// A store on a fresh file in a new temporary directory, removed when the last clone of
+    /// the store is dropped (tests, benchmarks).
+    pub fn temporary() -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let dir = tempfile::tempdir().context("Failed to create a temporary directory")?;
+        let mut store = Self::open(&dir.path().join(DATABASE_FILE))?;
+        store._temp = Some(Arc::new(dir));
+        Ok(store)
+    }
+
+    /// The database handle, for other embedded components that keep their tables in the same
+    /// file (the embedded queue).
+    pub fn db(&self) -> SqliteDb {
+        self.db.clone()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .ctx("Failed to ping the database")
+            })
+            .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,144 @@
+//! The order store's tables, as append-only migration steps of the `store` component (see
+//! `SqliteDb::apply_migrations`). Never edit a released step; add a new one.
+//!
+//! Conventions: ids are 24-hex lower-case ObjectId TEXT, so ordering by id is creation order:
+//! an ObjectId starts with its creation second, and within a second one process's ids grow
+//! with its counter (which wraps only after 2^24 ids; ids of different processes made in the
+//! same second are ordered arbitrarily among themselves); times are INTEGER
+//! microseconds since the Unix epoch (UTC); money is INTEGER minor units; line items, tax
+//! lines and addresses are JSON TEXT. Tables are STRICT so a wrong type is refused at write.
+
+/// The component name under which these steps are recorded.
+pub const COMPONENT: &str = "store";
+
+/// Migration steps; step `i` is schema version `i + 1`.
+pub const STEPS: &[&str] = &[V1];
+
+const V1: &str = r#"
+CREATE TABLE users (
+    id            TEXT    PRIMARY KEY,
+    username      TEXT    NOT NULL UNIQUE,
+    email         TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    role          TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+) STRICT;
+
+-- One family per login; `current_hash` is the only token that may be rotated.
+CREATE TABLE refresh_families (
+    id           TEXT    PRIMARY KEY,
+    user_id      TEXT    NOT NULL,
+    current_hash BLOB    NOT NULL,
+    revoked      INTEGER NOT NULL DEFAULT 0,
+    expires_at   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refresh_families_by_user ON refresh_families (user_id);
+
+-- Every token hash ever issued, so presenting a rotated-away token is recognised as reuse.
+CREATE TABLE refresh_tokens (
+    hash      BLOB    PRIMARY KEY,
+    family_id TEXT    NOT NULL REFERENCES refresh_families (id) ON DELETE CASCADE,
+    issued_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+
+CREATE TABLE products (
+    id          TEXT    PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    sku         TEXT    NOT NULL UNIQUE,
+    description TEXT,
+    category    TEXT    NOT NULL,
+    price       INTEGER NOT NULL,
+    currency    TEXT    NOT NULL,
+    stock       INTEGER NOT NULL CHECK (stock >= 0),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE orders (
+    id               TEXT    PRIMARY KEY,
+    user_id          TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    currency         TEXT    NOT NULL,
+    subtotal         INTEGER NOT NULL,
+    tax_total        INTEGER NOT NULL,
+    total            INTEGER NOT NULL,
+    items            TEXT    NOT NULL,
+    tax_lines        TEXT    NOT NULL,
+    shipping_address TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    processing_at    INTEGER,
+    processed_at     INTEGER,
+    cancelled_at     INTEGER,
+    failed_at        INTEGER
+) STRICT;
+CREATE INDEX orders_by_user ON orders (user_id, id);
+CREATE INDEX orders_by_status ON orders (status);
+
+-- `seq` is the write order: events of one order are published in it.
+CREATE TABLE outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT    NOT NULL UNIQUE,
+    order_id        TEXT    NOT NULL,
+    type            TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    status          TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_owner     TEXT,
+    lease_until     INTEGER,
+    last_error      TEXT,
+    published_at    INTEGER
+) STRICT;
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_by_order ON outbox (order_id, seq);
+
+CREATE TABLE idempotency_keys (
+    user_id       TEXT    NOT NULL,
+    key           TEXT    NOT NULL,
+    request_hash  BLOB    NOT NULL,
+    status        INTEGER NOT NULL,
+    response_body BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+) STRICT, WITHOUT ROWID;
+
+-- Events the consumer fully processed.
+CREATE TABLE inbox (
+    event_id     TEXT    PRIMARY KEY,
+    processed_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- E-mail send records: a claim (owner, claimed_until) while sending, sent_at once sent.
+CREATE TABLE email_sends (
+    event_id      TEXT PRIMARY KEY,
+    owner         TEXT,
+    claimed_until INTEGER,
+    sent_at       INTEGER,
+    message_id    TEXT
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE plugin_versions (
+    id         TEXT    PRIMARY KEY,
+    slot       TEXT    NOT NULL,
+    sha256     TEXT    NOT NULL,
+    wasm       BLOB    NOT NULL,
+    config     TEXT    NOT NULL,
+    policy     TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT
+) STRICT;
+CREATE INDEX plugin_versions_by_slot ON plugin_versions (slot, id);
+
+-- The active version per slot; NULL = the embedded default. `generation` grows on every change.
+CREATE TABLE active_plugins (
+    slot       TEXT    PRIMARY KEY,
+    version_id TEXT,
+    generation INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+"#;

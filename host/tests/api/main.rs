@@ -1,0 +1,9 @@
+//! Black-box tests of the HTTP API, one module per feature, all driving a real server started
+//! by `helpers::spawn_app` on a free port with a fresh data directory.
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod health;
+mod products;

@@ -1,0 +1,14 @@
+//! Black-box tests of the plugin runtime: limits (deadline, memory, fuel, input size) in
+//! obeyed/violated pairs, the sandbox, refused candidates, hot swap, failure policies, the
+//! directory watcher, the artifact cache and the default plugins' documented results. The
+//! hostile guests are the components built from `plugins/test-guests/`.
+
+mod cache;
+mod defaults;
+mod helpers;
+mod hot_swap;
+mod limits;
+mod loading;
+mod policy;
+mod sandbox;
+mod watcher;

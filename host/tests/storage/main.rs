@@ -1,0 +1,7 @@
+//! Storage tests: the contract suite (`contract`), written once over `Store` and instantiated
+//! for every backend, plus backend-specific checks.
+
+#[macro_use]
+mod contract;
+mod mongo;
+mod sqlite;
