@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use crate::plugins::RuntimeSettings;
 
-
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "ORDERD_CONFIG";
 
@@ -240,7 +239,13 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("ORDERD_").split("__").ignore(&["config"]));
+        // `ORDERD_TEST_*` belongs to the test harness (service endpoints), never to settings.
+        figment = figment.merge(
+            Env::prefixed("ORDERD_")
+                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                .split("__")
+                .ignore(&["config"]),
+        );
         figment.extract().context("Failed to read the settings")
     }
 
@@ -251,7 +256,7 @@ impl Settings {
 
     /// Path of the embedded SQLite database.
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("orderd.db")
+        self.data_dir.join(crate::storage::sqlite::DATABASE_FILE)
     }
 
     /// The JWT secret to sign with: the configured one, or in development the one kept in
@@ -264,7 +269,9 @@ impl Settings {
             return Ok(secret.clone());
         }
         if self.is_production() {
-            bail!("production mode needs a JWT secret: set ORDERD_AUTH__JWT_SECRET (at least {MIN_JWT_SECRET_BYTES} bytes)");
+            bail!(
+                "production mode needs a JWT secret: set ORDERD_AUTH__JWT_SECRET (at least {MIN_JWT_SECRET_BYTES} bytes)"
+            );
         }
         load_or_create_secret(&self.data_dir.join("jwt-secret"))
     }
@@ -277,12 +284,16 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
             .with_context(|| format!("Failed to read the JWT secret at {}", path.display()))?;
         let value = value.trim();
         if value.len() < MIN_JWT_SECRET_BYTES {
-            bail!("the JWT secret in {} is shorter than {MIN_JWT_SECRET_BYTES} bytes", path.display());
+            bail!(
+                "the JWT secret in {} is shorter than {MIN_JWT_SECRET_BYTES} bytes",
+                path.display()
+            );
         }
         return Ok(Secret::new(value));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create {}", dir.display()))?;
     }
     let mut bytes = [0u8; 48];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
@@ -318,9 +329,13 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn a_file_and_the_environment_override_the_defaults_in_that_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("orderd.toml", "data_dir = \"/srv/orderd\"\n[http]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.create_file(
+                "orderd.toml",
+                "data_dir = \"/srv/orderd\"\n[http]\nport = 9000\nhost = \"0.0.0.0\"\n",
+            )?;
             jail.set_env("ORDERD_HTTP__PORT", "9100");
             jail.set_env("ORDERD_LOG__FORMAT", "json");
             let s = Settings::load(Some(Path::new("orderd.toml"))).expect("settings load");
@@ -334,10 +349,23 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn unknown_settings_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERD_HTTP__PROT", "9100");
             assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
+    fn test_harness_variables_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD_TEST_SQS_ENDPOINT", "http://127.0.0.1:1");
+            jail.set_env("ORDERD_HTTP__PORT", "9100");
+            let settings = Settings::load(None).expect("test variables are ignored");
+            assert_eq!(settings.http.port, 9100);
             Ok(())
         });
     }

@@ -142,13 +142,20 @@ impl Application {
     }
 
     /// Builds the application on an already opened store.
-    pub async fn build_with_store(settings: Settings, roles: Roles, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub async fn build_with_store(
+        settings: Settings,
+        roles: Roles,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.http.host, settings.http.port);
         let state = build_state(settings, store).await?;
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address}"))?;
-        let port = listener.local_addr().context("Failed to read the bound address")?.port();
+        let port = listener
+            .local_addr()
+            .context("Failed to read the bound address")?
+            .port();
         Ok(Self {
             listener,
             port,
@@ -177,7 +184,10 @@ impl Application {
     /// returns their tasks; each must return once `shutdown` is cancelled.
     ///
     /// Delivery roles are wired here.
-    fn spawn_delivery_roles(&self, shutdown: &CancellationToken) -> Vec<JoinHandle<anyhow::Result<()>>> {
+    fn spawn_delivery_roles(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Vec<JoinHandle<anyhow::Result<()>>> {
         let roles = crate::delivery::DeliveryRoles {
             relay: self.roles.contains(ProcessRole::Relay),
             consumer: self.roles.contains(ProcessRole::Consumer),
@@ -193,13 +203,20 @@ impl Application {
             renderer: Arc::new(self.state.plugins.clone()),
             order_committed: self.state.order_committed.clone(),
         };
-        vec![tokio::spawn(crate::delivery::run(deps, roles, shutdown.clone()))]
+        vec![tokio::spawn(crate::delivery::run(
+            deps,
+            roles,
+            shutdown.clone(),
+        ))]
     }
 
     /// Serves until `shutdown` completes, then drains: stops accepting connections, lets
     /// in-flight requests and background tasks finish up to `http.shutdown_grace_ms`, and
     /// returns.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let token = CancellationToken::new();
         let settings = self.state.settings.clone();
         let grace = settings.http.shutdown_grace();
@@ -213,7 +230,14 @@ impl Application {
             ),
             None => None,
         };
-        let tasks = self.spawn_delivery_roles(&token);
+        let mut tasks = self.spawn_delivery_roles(&token);
+        // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
+        tasks.push(crate::service::plugin_sync::spawn_plugin_sync(
+            self.state.store.clone(),
+            self.state.plugins.clone(),
+            crate::service::plugin_sync::DEFAULT_INTERVAL,
+            token.clone(),
+        ));
 
         let app = if self.roles.contains(ProcessRole::Api) {
             http::router(self.state.clone())
@@ -221,9 +245,13 @@ impl Application {
             http::health::operational_router(self.state.clone())
         };
         tracing::info!(port = self.port, roles = %self.roles, store = self.state.store.backend_name(), "orderd is serving");
-        let server = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { server.await.context("The HTTP server failed") });
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+        let mut server =
+            tokio::spawn(async move { server.await.context("The HTTP server failed") });
 
         tokio::pin!(shutdown);
         let early = tokio::select! {
@@ -238,9 +266,14 @@ impl Application {
                 Some(result) => result,
                 None => (&mut server).await,
             };
-            let mut outcome = served.context("Failed to join the HTTP server").and_then(|r| r);
+            let mut outcome = served
+                .context("Failed to join the HTTP server")
+                .and_then(|r| r);
             for task in tasks {
-                let result = task.await.context("Failed to join a background task").and_then(|r| r);
+                let result = task
+                    .await
+                    .context("Failed to join a background task")
+                    .and_then(|r| r);
                 if let Err(err) = result {
                     tracing::error!(error = ?err, "a background task failed");
                     outcome = outcome.and(Err(err));
@@ -254,7 +287,10 @@ impl Application {
         match tokio::time::timeout(grace, drain).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; dropping unfinished work");
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "shutdown grace period over; dropping unfinished work"
+                );
                 server.abort();
                 Ok(())
             }

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -32,7 +34,8 @@ pub struct PasswordHasher {
 
 fn argon2() -> Argon2<'static> {
     // The parameters are constants within argon2's accepted ranges.
-    let params = Params::new(MEMORY_KIB, TIME_COST, PARALLELISM, None).expect("valid argon2 parameters");
+    let params =
+        Params::new(MEMORY_KIB, TIME_COST, PARALLELISM, None).expect("valid argon2 parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -111,8 +114,14 @@ mod tests {
     #[tokio::test]
     async fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
         let hasher = PasswordHasher::new(1).unwrap();
-        let hash = hasher.hash(&Password::parse("correct horse").unwrap()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        let hash = hasher
+            .hash(&Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("wrong horse!", Some(&hash)).await.unwrap());
     }

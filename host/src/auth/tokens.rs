@@ -188,7 +188,13 @@ mod tests {
         let id = Id::new();
         let token = svc.issue_access(id, Role::Admin).unwrap();
         assert_eq!(token.expires_in, 900);
-        assert_eq!(svc.verify_access(&token.token).unwrap(), Principal { user_id: id, role: Role::Admin });
+        assert_eq!(
+            svc.verify_access(&token.token).unwrap(),
+            Principal {
+                user_id: id,
+                role: Role::Admin
+            }
+        );
     }
 
     #[test]

@@ -60,7 +60,13 @@ fn username_from_email(email: &Email) -> String {
     let local = email.as_str().split('@').next().unwrap_or("");
     let mut name: String = local
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(32)
         .collect();
     while name.chars().count() < 3 {
@@ -78,18 +84,26 @@ pub async fn ensure_admin(
     username: Option<&str>,
 ) -> anyhow::Result<AdminOutcome> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
-    if let Some(user) = store.user_by_email(email.as_str()).await.context("Failed to look up the account")? {
+    if let Some(user) = store
+        .user_by_email(email.as_str())
+        .await
+        .context("Failed to look up the account")?
+    {
         if user.role == Role::Admin {
             return Ok(AdminOutcome::AlreadyAdmin(user.id));
         }
-        store.set_role(user.id, Role::Admin).await.context("Failed to promote the account")?;
+        store
+            .set_role(user.id, Role::Admin)
+            .await
+            .context("Failed to promote the account")?;
         return Ok(AdminOutcome::Promoted(user.id));
     }
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("--password {e}"))?;
     let username = match username {
         Some(name) => Username::parse(name).map_err(|e| anyhow::anyhow!("--username {e}"))?,
-        None => Username::parse(&username_from_email(&email))
-            .map_err(|e| anyhow::anyhow!("could not derive a username from the e-mail ({e}); pass --username"))?,
+        None => Username::parse(&username_from_email(&email)).map_err(|e| {
+            anyhow::anyhow!("could not derive a username from the e-mail ({e}); pass --username")
+        })?,
     };
     let user = User {
         id: Id::new(),
@@ -101,7 +115,9 @@ pub async fn ensure_admin(
     };
     match store.create_user(&user).await {
         Ok(()) => Ok(AdminOutcome::Created(user.id)),
-        Err(StoreError::Conflict(field)) => bail!("an account with this {field} already exists; pass another --username"),
+        Err(StoreError::Conflict(field)) => {
+            bail!("an account with this {field} already exists; pass another --username")
+        }
         Err(err) => Err(err).context("Failed to create the account"),
     }
 }
@@ -110,15 +126,32 @@ impl CreateArgs {
     fn run(self) -> anyhow::Result<ExitCode> {
         let settings = Settings::load(self.config.as_deref())?;
         crate::telemetry::init(&settings.log);
-        let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
+        let runtime =
+            tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
         runtime.block_on(async {
             let store = open_store(&settings)?;
             let hasher = PasswordHasher::new(1)?;
-            let outcome = ensure_admin(store.as_ref(), &hasher, &self.email, &self.password, self.username.as_deref()).await?;
+            let outcome = ensure_admin(
+                store.as_ref(),
+                &hasher,
+                &self.email,
+                &self.password,
+                self.username.as_deref(),
+            )
+            .await?;
             match outcome {
-                AdminOutcome::Created(id) => println!("created admin {} (id {id})", self.email.trim().to_lowercase()),
-                AdminOutcome::Promoted(id) => println!("promoted {} (id {id}) to admin; its password is unchanged", self.email.trim().to_lowercase()),
-                AdminOutcome::AlreadyAdmin(id) => println!("{} (id {id}) already is an admin", self.email.trim().to_lowercase()),
+                AdminOutcome::Created(id) => println!(
+                    "created admin {} (id {id})",
+                    self.email.trim().to_lowercase()
+                ),
+                AdminOutcome::Promoted(id) => println!(
+                    "promoted {} (id {id}) to admin; its password is unchanged",
+                    self.email.trim().to_lowercase()
+                ),
+                AdminOutcome::AlreadyAdmin(id) => println!(
+                    "{} (id {id}) already is an admin",
+                    self.email.trim().to_lowercase()
+                ),
             }
             Ok::<_, anyhow::Error>(())
         })?;
@@ -132,7 +165,11 @@ mod tests {
 
     #[test]
     fn usernames_derived_from_emails_are_valid() {
-        for email in ["Ada.Lovelace+shop@example.com", "a@example.com", "ünï@example.com"] {
+        for email in [
+            "Ada.Lovelace+shop@example.com",
+            "a@example.com",
+            "ünï@example.com",
+        ] {
             let email = Email::parse(email).unwrap();
             let name = username_from_email(&email);
             assert!(Username::parse(&name).is_ok(), "{email:?} -> {name}");

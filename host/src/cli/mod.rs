@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod plugin;
+pub mod queue;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ pub enum Command {
     /// Check, run and scaffold rule plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Create the SQS queue and its dead-letter queue.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
 }
 
 impl Cli {
@@ -34,6 +38,7 @@ impl Cli {
             Command::Plugin(cmd) => cmd.run(),
             Command::Serve(args) => args.run(),
             Command::Admin(cmd) => cmd.run(),
+            Command::Queue(cmd) => cmd.run(),
         }
     }
 }

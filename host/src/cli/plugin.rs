@@ -129,12 +129,11 @@ impl PluginCommand {
             PluginCommand::New { name, slot, dir } => {
                 let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
                 template::write_crate(&name, slot.into(), &dir)?;
-                println!(
-                    "created {} ({} plugin crate `{name}`)",
-                    dir.display(),
-                    Slot::from(slot)
-                );
-                println!("build it: cd {} && cargo build --release", dir.display());
+                print_stdout(&format!(
+                    "created {dir} (plugin crate `{name}` for the {slot} slot)\nbuild it: cd {dir} && cargo build --release",
+                    dir = dir.display(),
+                    slot = Slot::from(slot),
+                ))?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -179,25 +178,28 @@ async fn check(
         .check(slot, &bytes)
         .await
         .with_context(|| format!("{} is not a usable {slot} plugin", file.display()))?;
-    println!(
-        "ok: {} is a {slot} plugin ({})",
-        file.display(),
-        slot.interface()
-    );
-    println!("  size:         {} bytes", report.size_bytes);
-    println!("  sha256:       {}", report.sha256);
-    println!(
-        "  compile time: {:.1} ms",
-        report.compile_time.as_secs_f64() * 1e3
-    );
-    println!("  exports:      {}", report.exports.join(", "));
-    println!("  imports:      {}", report.imports.join(", "));
     let smoke = if report.smoke_tested {
         "passed"
     } else {
         "skipped"
     };
-    println!("  smoke test:   {smoke}");
+    let lines = [
+        format!(
+            "ok: {} is a plugin for the {slot} slot ({})",
+            file.display(),
+            slot.interface()
+        ),
+        format!("  size:         {} bytes", report.size_bytes),
+        format!("  sha256:       {}", report.sha256),
+        format!(
+            "  compile time: {:.1} ms",
+            report.compile_time.as_secs_f64() * 1e3
+        ),
+        format!("  exports:      {}", report.exports.join(", ")),
+        format!("  imports:      {}", report.imports.join(", ")),
+        format!("  smoke test:   {smoke}"),
+    ];
+    print_stdout(&lines.join("\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -244,12 +246,24 @@ async fn run(file: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = runtime.call(input).await;
     let wall = started.elapsed();
     let (output, stats) = result.context("the plugin call failed")?;
-    println!("{}", serde_json::to_string_pretty(&output)?);
+    print_stdout(&serde_json::to_string_pretty(&output)?)?;
     eprintln!("wall time: {:.3} ms", wall.as_secs_f64() * 1e3);
     if let Some(fuel) = stats.fuel_consumed {
         eprintln!("fuel used: {fuel}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("Failed to write the output")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Prints what the guest writes to stderr, and nothing else, on the process's stderr.

@@ -62,17 +62,45 @@ impl ServeArgs {
 
 /// The demo catalog: (sku, name, category, price in paise, stock).
 const DEMO_PRODUCTS: &[(&str, &str, &str, i64, i64)] = &[
-    ("DEMO-TEA-500G", "Assam tea, 500 g", "essentials", 34_900, 100),
-    ("DEMO-NOTEBOOK", "Dotted notebook A5", "stationery", 19_900, 250),
-    ("DEMO-HEADPHONES", "Wireless headphones", "electronics", 249_900, 20),
+    (
+        "DEMO-TEA-500G",
+        "Assam tea, 500 g",
+        "essentials",
+        34_900,
+        100,
+    ),
+    (
+        "DEMO-NOTEBOOK",
+        "Dotted notebook A5",
+        "stationery",
+        19_900,
+        250,
+    ),
+    (
+        "DEMO-HEADPHONES",
+        "Wireless headphones",
+        "electronics",
+        249_900,
+        20,
+    ),
 ];
 
 /// Creates the demo admin and catalog where absent.
-async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
+pub async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
     let store = state.store.as_ref();
-    match ensure_admin(store, &state.passwords, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, Some("demo_admin")).await? {
+    match ensure_admin(
+        store,
+        &state.passwords,
+        DEMO_ADMIN_EMAIL,
+        DEMO_ADMIN_PASSWORD,
+        Some("demo_admin"),
+    )
+    .await?
+    {
         AdminOutcome::Created(id) => tracing::info!(%id, "created the demo admin"),
-        AdminOutcome::Promoted(id) | AdminOutcome::AlreadyAdmin(id) => tracing::info!(%id, "the demo admin exists"),
+        AdminOutcome::Promoted(id) | AdminOutcome::AlreadyAdmin(id) => {
+            tracing::info!(%id, "the demo admin exists")
+        }
     }
     let currency = Currency::parse("INR").map_err(|e| anyhow::anyhow!("{e}"))?;
     for (sku, name, category, price, stock) in DEMO_PRODUCTS {

@@ -170,7 +170,9 @@ fn admin_error(err: PluginAdminError) -> ApiError {
         },
         PluginAdminError::NothingToRollBack(slot) => ApiError::Conflict {
             code: "nothing-to-roll-back",
-            detail: format!("the {slot} slot runs its built-in plugin; there is nothing to roll back"),
+            detail: format!(
+                "the {slot} slot runs its built-in plugin; there is nothing to roll back"
+            ),
             errors: vec![],
         },
         PluginAdminError::Store(err) => ApiError::Internal(err),
@@ -207,7 +209,10 @@ fn slot_dto(status: SlotStatus, stored: Option<String>) -> SlotDto {
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_slots(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<SlotsDto>, ApiError> {
+pub async fn list_slots(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<Json<SlotsDto>, ApiError> {
     let active = state.store.active_plugins().await?;
     let slots = state
         .plugins
@@ -241,33 +246,52 @@ impl<S: Send + Sync> FromRequest<S> for WasmBody {
         if content_type.as_deref() != Some(WASM) {
             return Err(ApiError::UnsupportedMediaType(WASM));
         }
-        Bytes::from_request(req, state).await.map(WasmBody).map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("the request body could not be read".to_owned())
-            }
-        })
+        Bytes::from_request(req, state)
+            .await
+            .map(WasmBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the request body could not be read".to_owned())
+                }
+            })
     }
 }
 
 /// The `policy` and repeated `config` query parameters of an upload.
-fn upload_settings(uri: &Uri) -> Result<(rule_types::Config, Option<crate::plugins::FailurePolicy>), ApiError> {
+fn upload_settings(
+    uri: &Uri,
+) -> Result<(rule_types::Config, Option<crate::plugins::FailurePolicy>), ApiError> {
     let mut config = Vec::new();
     let mut policy = None;
     let mut errors = Vec::new();
     for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match name.as_ref() {
             "config" => match value.split_once('=') {
-                Some((key, val)) if !key.trim().is_empty() => config.push((key.trim().to_owned(), val.to_owned())),
-                _ => errors.push(FieldError::new("config", "invalid-format", "must be key=value with a non-empty key")),
+                Some((key, val)) if !key.trim().is_empty() => {
+                    config.push((key.trim().to_owned(), val.to_owned()))
+                }
+                _ => errors.push(FieldError::new(
+                    "config",
+                    "invalid-format",
+                    "must be key=value with a non-empty key",
+                )),
             },
             "policy" if policy.is_some() => {
-                errors.push(FieldError::new("policy", "duplicate-field", "appears more than once"));
+                errors.push(FieldError::new(
+                    "policy",
+                    "duplicate-field",
+                    "appears more than once",
+                ));
             }
             "policy" => match parse_policy(&value) {
                 Some(p) => policy = Some(p),
-                None => errors.push(FieldError::new("policy", "invalid-value", "must be fail-closed or fallback")),
+                None => errors.push(FieldError::new(
+                    "policy",
+                    "invalid-value",
+                    "must be fail-closed or fallback",
+                )),
             },
             other => errors.push(FieldError::new(other, "unknown-field", "is not allowed")),
         }
@@ -379,6 +403,14 @@ pub async fn rollback_plugin(
 #[derive(OpenApi)]
 #[openapi(
     paths(list_slots, upload_plugin, list_versions, rollback_plugin),
-    components(schemas(ConfigEntry, SlotDto, SlotsDto, PluginVersionDto, UploadedDto, VersionsDto, RolledBackDto))
+    components(schemas(
+        ConfigEntry,
+        SlotDto,
+        SlotsDto,
+        PluginVersionDto,
+        UploadedDto,
+        VersionsDto,
+        RolledBackDto
+    ))
 )]
 pub struct AdminPluginsApi;

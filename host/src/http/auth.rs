@@ -156,25 +156,38 @@ fn with_rate_limit(routes: Router<AppState>, limits: &RateLimitSettings) -> Rout
             }
         });
     }
-    routes.route_layer(GovernorLayer::new(config).error_handler(|error| match error {
-        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => ApiError::TooManyRequests {
-            retry_after_secs: wait_time + 1,
+    routes.route_layer(GovernorLayer::new(config).error_handler(|error| {
+        match error {
+            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+                ApiError::TooManyRequests {
+                    retry_after_secs: wait_time + 1,
+                }
+                .into_response()
+            }
+            other => {
+                ApiError::internal(anyhow::anyhow!("rate limiter failed: {other}")).into_response()
+            }
         }
-        .into_response(),
-        other => ApiError::internal(anyhow::anyhow!("rate limiter failed: {other}")).into_response(),
     }))
 }
 
 /// The `Set-Cookie` value carrying `token`, or clearing the cookie when `token` is `None`.
 fn refresh_cookie(state: &AppState, token: Option<&str>) -> HeaderValue {
-    let secure = if state.settings.http.plain_http_cookies { "" } else { "; Secure" };
+    let secure = if state.settings.http.plain_http_cookies {
+        ""
+    } else {
+        "; Secure"
+    };
     let (value, max_age) = match token {
         Some(token) => (token, state.tokens.refresh_ttl().as_secs()),
         None => ("", 0),
     };
-    let cookie = format!("{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path={COOKIE_PATH}; Max-Age={max_age}{secure}");
+    let cookie = format!(
+        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path={COOKIE_PATH}; Max-Age={max_age}{secure}"
+    );
     // Tokens are base64url, so the value is always a valid header.
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("orderd_refresh=; Max-Age=0"))
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("orderd_refresh=; Max-Age=0"))
 }
 
 /// The refresh token of the `Cookie` header, if any.
@@ -201,7 +214,11 @@ fn refused_refresh(state: &AppState) -> Response {
 
 /// Signs an access token for `user`, mints a refresh token in family `family` (a new one when
 /// `None`, i.e. on login) and builds the response.
-async fn session_response(state: &AppState, user: &User, family: Option<&str>) -> Result<Response, ApiError> {
+async fn session_response(
+    state: &AppState,
+    user: &User,
+    family: Option<&str>,
+) -> Result<Response, ApiError> {
     let access = state.tokens.issue_access(user.id, user.role)?;
     let refresh = state.tokens.new_refresh();
     if family.is_none() {
@@ -224,7 +241,10 @@ async fn session_response(state: &AppState, user: &User, family: Option<&str>) -
     };
     Ok((
         [
-            (header::SET_COOKIE, refresh_cookie(state, Some(&refresh.token))),
+            (
+                header::SET_COOKIE,
+                refresh_cookie(state, Some(&refresh.token)),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Json(body),
@@ -250,7 +270,9 @@ pub async fn register(
     let password = errors.check("password", Password::parse(&req.password));
     errors.finish()?;
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-        return Err(ApiError::internal(anyhow::anyhow!("register: parsed fields missing")));
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "register: parsed fields missing"
+        )));
     };
     let user = User {
         id: Id::new(),
@@ -262,7 +284,12 @@ pub async fn register(
     };
     state.store.create_user(&user).await?;
     tracing::info!(user_id = %user.id, "user registered");
-    Ok((StatusCode::CREATED, Json(RegisterResponse { user: UserDto::from(&user) })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            user: UserDto::from(&user),
+        }),
+    ))
 }
 
 /// Exchanges e-mail and password for an access and a refresh token.
@@ -273,7 +300,10 @@ pub async fn register(
         (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<LoginRequest>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
     let user = match Email::parse(&req.email) {
         Ok(email) => state.store.user_by_email(email.as_str()).await?,
         Err(_) => None,
@@ -281,7 +311,10 @@ pub async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<LoginR
     // Verify even when there is no such user (against a dummy hash), so both cost the same.
     let verified = state
         .passwords
-        .verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .verify(
+            &req.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
         .await?;
     match user {
         Some(user) if verified => {
@@ -305,7 +338,9 @@ pub async fn refresh(
     headers: HeaderMap,
     MaybeJsonBody(body): MaybeJsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let presented = body.map(|b| b.refresh_token).or_else(|| cookie_token(&headers));
+    let presented = body
+        .map(|b| b.refresh_token)
+        .or_else(|| cookie_token(&headers));
     let Some(hash) = presented.as_deref().and_then(refresh_hash) else {
         return Ok(refused_refresh(&state));
     };
@@ -336,7 +371,10 @@ pub async fn refresh(
     };
     Ok((
         [
-            (header::SET_COOKIE, refresh_cookie(&state, Some(&next.token))),
+            (
+                header::SET_COOKIE,
+                refresh_cookie(&state, Some(&next.token)),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Json(body),
@@ -353,11 +391,17 @@ pub async fn logout(
     headers: HeaderMap,
     MaybeJsonBody(body): MaybeJsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let presented = body.map(|b| b.refresh_token).or_else(|| cookie_token(&headers));
+    let presented = body
+        .map(|b| b.refresh_token)
+        .or_else(|| cookie_token(&headers));
     if let Some(hash) = presented.as_deref().and_then(refresh_hash) {
         state.store.revoke_family_of(hash).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, refresh_cookie(&state, None))]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, refresh_cookie(&state, None))],
+    )
+        .into_response())
 }
 
 /// The signed-in user.
@@ -379,6 +423,13 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Us
 #[derive(OpenApi)]
 #[openapi(
     paths(register, login, refresh, logout, me),
-    components(schemas(RegisterRequest, LoginRequest, RefreshRequest, UserDto, RegisterResponse, TokenResponse))
+    components(schemas(
+        RegisterRequest,
+        LoginRequest,
+        RefreshRequest,
+        UserDto,
+        RegisterResponse,
+        TokenResponse
+    ))
 )]
 pub struct AuthApi;

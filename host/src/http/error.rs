@@ -35,7 +35,11 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error from its parts.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             code: code.into(),
@@ -130,7 +134,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// 422 `validation` for one field.
-    pub fn invalid(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError::Validation(vec![FieldError::new(field, code, message)])
     }
 
@@ -155,7 +163,13 @@ impl ApiError {
             detail: "some products do not have enough stock; nothing was ordered".to_owned(),
             errors: ids
                 .iter()
-                .map(|id| FieldError::new("items", "insufficient-stock", format!("product {id} does not have enough stock")))
+                .map(|id| {
+                    FieldError::new(
+                        "items",
+                        "insufficient-stock",
+                        format!("product {id} does not have enough stock"),
+                    )
+                })
                 .collect(),
         }
     }
@@ -176,7 +190,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,28 +202,60 @@ impl ApiError {
     /// The client-facing problem document of this error.
     pub fn problem(&self) -> Problem {
         let (code, detail, errors): (&str, String, Vec<FieldError>) = match self {
-            ApiError::MalformedJson(msg) => ("malformed-json", format!("the request body is not valid JSON: {msg}"), vec![]),
+            ApiError::MalformedJson(msg) => (
+                "malformed-json",
+                format!("the request body is not valid JSON: {msg}"),
+                vec![],
+            ),
             ApiError::BadRequest(msg) => ("bad-request", msg.clone(), vec![]),
             ApiError::Unauthorized(msg) => ("unauthorized", (*msg).to_owned(), vec![]),
-            ApiError::Forbidden => ("forbidden", "you are not allowed to do this".to_owned(), vec![]),
+            ApiError::Forbidden => (
+                "forbidden",
+                "you are not allowed to do this".to_owned(),
+                vec![],
+            ),
             ApiError::NotFound => ("not-found", "no such resource".to_owned(), vec![]),
-            ApiError::MethodNotAllowed => ("method-not-allowed", "this method is not allowed on this resource".to_owned(), vec![]),
-            ApiError::Conflict { code, detail, errors } => (code, detail.clone(), errors.clone()),
-            ApiError::PayloadTooLarge => ("payload-too-large", "the request body is too large".to_owned(), vec![]),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "this method is not allowed on this resource".to_owned(),
+                vec![],
+            ),
+            ApiError::Conflict {
+                code,
+                detail,
+                errors,
+            } => (code, detail.clone(), errors.clone()),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "the request body is too large".to_owned(),
+                vec![],
+            ),
             ApiError::UnsupportedMediaType(expected) => (
                 "unsupported-media-type",
                 format!("the request body must be sent as {expected}"),
                 vec![],
             ),
-            ApiError::Validation(errors) => ("validation", "the request is invalid; see errors".to_owned(), errors.clone()),
-            ApiError::Unprocessable { code, detail, errors } => (code, detail.clone(), errors.clone()),
+            ApiError::Validation(errors) => (
+                "validation",
+                "the request is invalid; see errors".to_owned(),
+                errors.clone(),
+            ),
+            ApiError::Unprocessable {
+                code,
+                detail,
+                errors,
+            } => (code, detail.clone(), errors.clone()),
             ApiError::TooManyRequests { retry_after_secs } => (
                 "rate-limited",
                 format!("too many requests; retry in {retry_after_secs} s"),
                 vec![],
             ),
             ApiError::Unavailable { code, detail } => (code, detail.clone(), vec![]),
-            ApiError::Internal(_) => ("internal", "an internal error occurred; it has been logged".to_owned(), vec![]),
+            ApiError::Internal(_) => (
+                "internal",
+                "an internal error occurred; it has been logged".to_owned(),
+                vec![],
+            ),
         };
         let status = self.status();
         Problem {
@@ -257,7 +305,9 @@ impl From<StoreError> for ApiError {
                 None => ApiError::taken(&what),
             },
             StoreError::InsufficientStock(ids) => ApiError::insufficient_stock(&ids),
-            StoreError::Backend(cause) => ApiError::Internal(cause.context("storage backend failed")),
+            StoreError::Backend(cause) => {
+                ApiError::Internal(cause.context("storage backend failed"))
+            }
         }
     }
 }
@@ -313,7 +363,8 @@ mod tests {
 
     #[test]
     fn a_backend_failure_becomes_a_500_whose_body_hides_the_cause() {
-        let err: ApiError = StoreError::backend(anyhow::anyhow!("disk /secret/path is full")).into();
+        let err: ApiError =
+            StoreError::backend(anyhow::anyhow!("disk /secret/path is full")).into();
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_string(&err.problem()).unwrap();
         assert!(!body.contains("secret"), "{body}");
@@ -324,10 +375,16 @@ mod tests {
     fn store_conflicts_name_the_taken_field_or_the_current_state() {
         let taken: ApiError = StoreError::Conflict("sku".into()).into();
         let p = taken.problem();
-        assert_eq!((p.status, p.problem_type.as_str()), (409, "urn:orderd:problem:conflict"));
+        assert_eq!(
+            (p.status, p.problem_type.as_str()),
+            (409, "urn:orderd:problem:conflict")
+        );
         assert_eq!(p.errors[0].field, "sku");
         let state: ApiError = StoreError::Conflict("status:processed".into()).into();
-        assert_eq!(state.problem().problem_type, "urn:orderd:problem:invalid-state");
+        assert_eq!(
+            state.problem().problem_type,
+            "urn:orderd:problem:invalid-state"
+        );
     }
 
     #[test]
@@ -343,7 +400,10 @@ mod tests {
     fn field_errors_collect_every_failure() {
         let mut errors = FieldErrors::new();
         assert_eq!(errors.check("a", Ok::<_, ParseError>(1)), Some(1));
-        assert_eq!(errors.check::<i32>("b", Err(ParseError::new("too-short", "x"))), None);
+        assert_eq!(
+            errors.check::<i32>("b", Err(ParseError::new("too-short", "x"))),
+            None
+        );
         match errors.finish() {
             Err(ApiError::Validation(list)) => assert_eq!(list[0].field, "b"),
             other => panic!("expected a validation error, got {other:?}"),

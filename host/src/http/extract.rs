@@ -41,7 +41,12 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == JSON || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
@@ -98,9 +103,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Validation(vec![field_error(&path, &strip_position(&inner.to_string()))])
-            }
+            serde_json::error::Category::Data => ApiError::Validation(vec![field_error(
+                &path,
+                &strip_position(&inner.to_string()),
+            )]),
             _ => ApiError::MalformedJson(strip_position(&inner.to_string())),
         }
     })?;
@@ -141,7 +147,11 @@ fn join_path(path: &str, field: &str) -> String {
 
 /// One field error from serde's message and the path where it happened.
 fn field_error(path: &str, message: &str) -> FieldError {
-    let at = if path.is_empty() || path == "." { "body" } else { path };
+    let at = if path.is_empty() || path == "." {
+        "body"
+    } else {
+        path
+    };
     if let Some(rest) = message.strip_prefix("missing field ") {
         let name = backticked(rest).unwrap_or(rest);
         return FieldError::new(join_path(path, name), "missing-field", "is required");
@@ -152,7 +162,11 @@ fn field_error(path: &str, message: &str) -> FieldError {
     }
     if let Some(rest) = message.strip_prefix("duplicate field ") {
         let name = backticked(rest).unwrap_or(rest);
-        return FieldError::new(join_path(path, name), "duplicate-field", "appears more than once");
+        return FieldError::new(
+            join_path(path, name),
+            "duplicate-field",
+            "appears more than once",
+        );
     }
     let code = if message.starts_with("invalid type") {
         "invalid-type"
@@ -176,15 +190,17 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|err| {
-            let path = err.path().to_string();
-            let message = err.into_inner().to_string();
-            let mut error = field_error(&path, &strip_position(&message));
-            if error.field == "body" {
-                error.field = "query".to_owned();
-            }
-            ApiError::Validation(vec![error])
-        })
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let mut error = field_error(&path, &strip_position(&message));
+                if error.field == "body" {
+                    error.field = "query".to_owned();
+                }
+                ApiError::Validation(vec![error])
+            })
     }
 }
 
@@ -205,10 +221,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|err| ApiError::internal(anyhow::anyhow!("IdPath on a route without parameters: {err}")))?;
+            .map_err(|err| {
+                ApiError::internal(anyhow::anyhow!(
+                    "IdPath on a route without parameters: {err}"
+                ))
+            })?;
         let mut iter = params.iter();
         let (Some((name, value)), None) = (iter.next(), iter.next()) else {
-            return Err(ApiError::internal(anyhow::anyhow!("IdPath needs exactly one path parameter")));
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "IdPath needs exactly one path parameter"
+            )));
         };
         parse_id(name, value).map(IdPath)
     }
@@ -241,8 +263,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
-    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::Unauthorized(INVALID_TOKEN));
     }
@@ -260,7 +286,10 @@ fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?.ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
         authenticate(state, token)
     }
@@ -269,7 +298,10 @@ impl FromRequestParts<AppState> for AuthUser {
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if !user.is_admin() {
             return Err(ApiError::Forbidden);
@@ -281,7 +313,10 @@ impl FromRequestParts<AppState> for AdminUser {
 impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(&parts.headers)? {
             None => Ok(MaybeAuthUser(None)),
             Some(token) => authenticate(state, token).map(|u| MaybeAuthUser(Some(u))),
@@ -313,20 +348,37 @@ mod tests {
     fn first_error(body: &str) -> (u16, FieldError) {
         let err = parse_json::<Draft>(body.as_bytes()).unwrap_err();
         let status = err.status().as_u16();
-        let error = err.problem().errors.into_iter().next().unwrap_or(FieldError::new("", "", ""));
+        let error = err
+            .problem()
+            .errors
+            .into_iter()
+            .next()
+            .unwrap_or(FieldError::new("", "", ""));
         (status, error)
     }
 
     #[test]
     fn syntax_errors_are_400_and_content_errors_are_422_with_the_field_path() {
         assert_eq!(first_error("{\"name\": ").0, 400);
-        assert_eq!(first_error("{\"name\": \"a\", \"items\": []} trailing").0, 400);
+        assert_eq!(
+            first_error("{\"name\": \"a\", \"items\": []} trailing").0,
+            400
+        );
         let (status, e) = first_error(r#"{"name": "a", "items": [{"quantity": "2"}]}"#);
-        assert_eq!((status, e.field.as_str(), e.code.as_str()), (422, "items[0].quantity", "invalid-type"));
+        assert_eq!(
+            (status, e.field.as_str(), e.code.as_str()),
+            (422, "items[0].quantity", "invalid-type")
+        );
         let (status, e) = first_error(r#"{"items": []}"#);
-        assert_eq!((status, e.field.as_str(), e.code.as_str()), (422, "name", "missing-field"));
+        assert_eq!(
+            (status, e.field.as_str(), e.code.as_str()),
+            (422, "name", "missing-field")
+        );
         let (status, e) = first_error(r#"{"name": "a", "items": [], "admin": true}"#);
-        assert_eq!((status, e.field.as_str(), e.code.as_str()), (422, "admin", "unknown-field"));
+        assert_eq!(
+            (status, e.field.as_str(), e.code.as_str()),
+            (422, "admin", "unknown-field")
+        );
         let (status, e) = first_error("[]");
         assert_eq!((status, e.field.as_str()), (422, "body"));
     }

@@ -13,6 +13,12 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::state::AppState;
+use crate::domain::OutboxStatus;
+
+/// Outbox events by `status` (the relay sets the same gauge as it works).
+pub const OUTBOX_EVENTS: &str = "orderd_outbox_events";
+/// Seconds since the oldest pending outbox event was committed (0 when none is pending).
+pub const OUTBOX_OLDEST_PENDING_AGE: &str = "orderd_outbox_oldest_pending_age_seconds";
 
 /// Liveness answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,11 +48,16 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi_json))
 }
 
-/// Only the operational routes, with state, for a process that does not play the `api` role.
+/// Only the operational routes, with state and the common middleware, for a process that
+/// does not play the `api` role.
 pub fn operational_router(state: AppState) -> Router {
-    router()
-        .fallback(|| async { super::ApiError::NotFound })
-        .with_state(state)
+    let timeout = state.settings.http.request_timeout();
+    let routes = router()
+        .route_layer(axum::middleware::from_fn(super::metrics::track))
+        .fallback(super::not_found)
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .with_state(state);
+    super::with_middleware(routes, timeout)
 }
 
 /// Liveness: the process is up and answering.
@@ -82,19 +93,44 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         store: if store_ok { "ok" } else { "unreachable" },
         plugins,
     };
-    let status = if is_ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if is_ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
-/// Prometheus text exposition of every metric of this process.
+/// Prometheus text exposition of every metric of this process. The outbox backlog is read
+/// from the store at scrape time, so every instance reports it, relay or not.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    record_outbox_backlog(&state).await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Sets the outbox gauges: events by status and the age of the oldest pending one.
+async fn record_outbox_backlog(state: &AppState) {
+    for status in [OutboxStatus::Pending, OutboxStatus::Dead] {
+        match state.store.count_outbox(status).await {
+            Ok(n) => metrics::gauge!(OUTBOX_EVENTS, "status" => status.as_str()).set(n as f64),
+            Err(err) => tracing::warn!(error = ?err, "metrics: failed to count outbox events"),
+        }
+    }
+    if let Ok(oldest) = state.store.oldest_pending().await {
+        let age = oldest.map_or(0.0, |at| {
+            (chrono::Utc::now() - at).as_seconds_f64().max(0.0)
+        });
+        metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE).set(age);
+    }
 }
 
 /// This API's OpenAPI 3.1 document.

@@ -33,7 +33,9 @@ impl Metrics {
     /// several apps in one process (tests) share it.
     pub fn install() -> anyhow::Result<Self> {
         if let Some(handle) = HANDLE.get() {
-            return Ok(Self { handle: handle.clone() });
+            return Ok(Self {
+                handle: handle.clone(),
+            });
         }
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
@@ -44,7 +46,10 @@ impl Metrics {
             metrics::set_global_recorder(recorder)
                 .map_err(|err| anyhow::anyhow!("Failed to install the metrics recorder: {err}"))?;
         }
-        let handle = HANDLE.get().cloned().ok_or_else(|| anyhow::anyhow!("metrics recorder missing"))?;
+        let handle = HANDLE
+            .get()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("metrics recorder missing"))?;
         Ok(Self { handle })
     }
 

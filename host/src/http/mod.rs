@@ -10,6 +10,7 @@
 //! 6. a 64 KiB body limit → 413 (a route may raise its own with `DefaultBodyLimit`);
 //! 7. per route: request count and latency metrics.
 
+pub mod admin_outbox;
 pub mod admin_plugins;
 pub mod auth;
 pub mod error;
@@ -32,7 +33,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::{ApiError, FieldError, Problem};
 pub use state::AppState;
@@ -46,38 +47,52 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API with its middleware, ready to serve.
 pub fn router(state: AppState) -> Router {
     let timeout = state.settings.http.request_timeout();
-    Router::new()
+    let routes = Router::new()
         .merge(auth::router(&state.settings.rate_limit))
         .merge(products::router())
         .merge(orders::router())
         .merge(admin_plugins::router())
+        .merge(admin_outbox::router())
         .merge(health::router())
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id = %request_id,
-                    )
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(middleware::from_fn(problem_for_bare_errors))
-                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-                .layer(DefaultBodyLimit::max(BODY_LIMIT)),
-        )
+        .with_state(state);
+    with_middleware(routes, timeout)
+}
+
+/// Wraps `routes` in the middleware stack described in the module doc (all but the
+/// per-route metrics).
+pub fn with_middleware(routes: Router, timeout: std::time::Duration) -> Router {
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                    .make_span_with(|req: &Request| {
+                        let request_id = req
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                            request_id = %request_id,
+                        )
+                    }),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(middleware::from_fn(problem_for_bare_errors))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                timeout,
+            ))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT)),
+    )
 }
 
 /// The current time at millisecond precision, the finest every storage backend keeps, so a
@@ -86,11 +101,11 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
@@ -136,8 +151,79 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let mut rewritten = error::problem_response(status, &problem);
     for (name, value) in &parts.headers {
         if name != header::CONTENT_LENGTH {
-            rewritten.headers_mut().entry(name).or_insert_with(|| value.clone());
+            rewritten
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
         }
     }
     rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("secret detail")
+    }
+
+    fn app() -> Router {
+        let routes = Router::new()
+            .route("/fast", get(|| async { "done" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "too late"
+                }),
+            )
+            .route("/panic", get(boom))
+            .fallback(not_found);
+        with_middleware(routes, Duration::from_secs(1))
+    }
+
+    async fn call(path: &str) -> (StatusCode, Option<String>, String) {
+        let response = app()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_within_the_timeout_is_served_and_one_beyond_it_is_a_503_problem() {
+        assert_eq!(call("/fast").await.0, StatusCode::OK);
+        let (status, content_type, body) = call("/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type.as_deref(), Some(error::PROBLEM_JSON));
+        assert!(body.contains("urn:orderd:problem:timeout"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_problem_without_its_message() {
+        let (status, content_type, body) = call("/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(content_type.as_deref(), Some(error::PROBLEM_JSON));
+        assert!(body.contains("urn:orderd:problem:internal"), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+    }
 }

@@ -42,6 +42,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::products::ProductsApi::openapi());
     doc.merge(super::orders::OrdersApi::openapi());
     doc.merge(super::admin_plugins::AdminPluginsApi::openapi());
+    doc.merge(super::admin_outbox::AdminOutboxApi::openapi());
     doc.merge(super::health::HealthApi::openapi());
     doc
 }
@@ -49,5 +50,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The document as JSON, rendered once per process.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()))
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
 }

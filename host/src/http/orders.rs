@@ -251,9 +251,10 @@ fn order_json(order: &Order) -> Vec<u8> {
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, Body::from(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -291,11 +292,14 @@ pub async fn create_order(
         )),
         None => None,
     };
-    let idempotency = key.as_ref().zip(fingerprint).map(|(key, fingerprint)| IdempotencyRequest {
-        key,
-        fingerprint,
-        render: &order_json,
-    });
+    let idempotency = key
+        .as_ref()
+        .zip(fingerprint)
+        .map(|(key, fingerprint)| IdempotencyRequest {
+            key,
+            fingerprint,
+            render: &order_json,
+        });
     let placed = orders::place_order(
         state.store.as_ref(),
         &state.plugins,
@@ -360,9 +364,14 @@ pub async fn list_orders(
     user: AuthUser,
     QueryParams(query): QueryParams<ListOrdersQuery>,
 ) -> Result<Json<OrderPageDto>, ApiError> {
-    let page = orders::list_orders(state.store.as_ref(), actor(user), query.limit, query.cursor.as_deref())
-        .await
-        .map_err(order_error)?;
+    let page = orders::list_orders(
+        state.store.as_ref(),
+        actor(user),
+        query.limit,
+        query.cursor.as_deref(),
+    )
+    .await
+    .map_err(order_error)?;
     Ok(Json(OrderPageDto {
         items: page.items.iter().map(OrderDto::from).collect(),
         next_cursor: page.next_cursor.map(|id| id.to_hex()),
@@ -413,7 +422,11 @@ fn order_error(err: OrderError) -> ApiError {
         OrderError::IdempotencyKeyReused => ApiError::Unprocessable {
             code: "idempotency-key-reused",
             detail: "this Idempotency-Key was already used with a different request".to_owned(),
-            errors: vec![FieldError::new("Idempotency-Key", "reused", "was used with a different request body")],
+            errors: vec![FieldError::new(
+                "Idempotency-Key",
+                "reused",
+                "was used with a different request body",
+            )],
         },
         OrderError::IdempotencyKeyTaken => ApiError::Conflict {
             code: "idempotency-key-taken",
@@ -431,7 +444,11 @@ fn order_error(err: OrderError) -> ApiError {
         OrderError::InvalidTransition { current } => ApiError::Conflict {
             code: "invalid-state",
             detail: format!("not allowed while the order is {}", current.as_str()),
-            errors: vec![FieldError::new("status", current.as_str(), format!("the order is {}", current.as_str()))],
+            errors: vec![FieldError::new(
+                "status",
+                current.as_str(),
+                format!("the order is {}", current.as_str()),
+            )],
         },
         OrderError::UnknownUser => ApiError::Unauthorized(super::extract::INVALID_TOKEN),
         OrderError::Store(err) => ApiError::Internal(err),
@@ -442,6 +459,14 @@ fn order_error(err: OrderError) -> ApiError {
 #[derive(OpenApi)]
 #[openapi(
     paths(create_order, get_order, list_orders, cancel_order),
-    components(schemas(CreateOrder, CreateOrderLine, AddressDto, OrderDto, OrderItemDto, TaxLineDto, OrderPageDto))
+    components(schemas(
+        CreateOrder,
+        CreateOrderLine,
+        AddressDto,
+        OrderDto,
+        OrderItemDto,
+        TaxLineDto,
+        OrderPageDto
+    ))
 )]
 pub struct OrdersApi;

@@ -14,7 +14,9 @@ use super::error::{ApiError, FieldError, FieldErrors, Problem};
 use super::extract::{AdminUser, IdPath, JsonBody, QueryParams, parse_id};
 use super::state::AppState;
 use crate::domain::money::parse_price;
-use crate::domain::product::{parse_category, parse_description, parse_name, parse_sku, parse_stock};
+use crate::domain::product::{
+    parse_category, parse_description, parse_name, parse_sku, parse_stock,
+};
 use crate::domain::{Currency, Id, Product, ProductPatch};
 
 /// Page size when `limit` is not given.
@@ -129,14 +131,26 @@ pub async fn list_products(
 ) -> Result<Json<ProductPage>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid("limit", "out-of-range", format!("must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::invalid(
+            "limit",
+            "out-of-range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
-    let after = query.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| parse_id("cursor", c))
+        .transpose()?;
     // One extra row tells whether there is a next page.
     let mut products = state.store.list_products(after, limit as u32 + 1).await?;
     let more = products.len() > limit as usize;
     products.truncate(limit as usize);
-    let next_cursor = if more { products.last().map(|p| p.id.to_hex()) } else { None };
+    let next_cursor = if more {
+        products.last().map(|p| p.id.to_hex())
+    } else {
+        None
+    };
     Ok(Json(ProductPage {
         items: products.iter().map(ProductDto::from).collect(),
         next_cursor,
@@ -151,7 +165,10 @@ pub async fn list_products(
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_product(State(state): State<AppState>, IdPath(id): IdPath) -> Result<Json<ProductDto>, ApiError> {
+pub async fn get_product(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<ProductDto>, ApiError> {
     let product = state.store.product(id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(ProductDto::from(&product)))
 }
@@ -183,10 +200,19 @@ pub async fn create_product(
     let currency = errors.check("currency", Currency::parse(&req.currency));
     let stock = errors.check("stock", parse_stock(req.stock));
     errors.finish()?;
-    let (Some(name), Some(sku), Some(description), Some(category), Some(price), Some(currency), Some(stock)) =
-        (name, sku, description, category, price, currency, stock)
+    let (
+        Some(name),
+        Some(sku),
+        Some(description),
+        Some(category),
+        Some(price),
+        Some(currency),
+        Some(stock),
+    ) = (name, sku, description, category, price, currency, stock)
     else {
-        return Err(ApiError::internal(anyhow::anyhow!("create product: parsed fields missing")));
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "create product: parsed fields missing"
+        )));
     };
     let now = super::now();
     let product = Product {
@@ -230,14 +256,31 @@ pub async fn patch_product(
 ) -> Result<Json<ProductDto>, ApiError> {
     let mut errors = FieldErrors::new();
     let patch = ProductPatch {
-        name: req.name.as_deref().and_then(|v| errors.check("name", parse_name(v))),
-        description: req.description.as_deref().and_then(|v| errors.check("description", parse_description(v))),
-        category: req.category.as_deref().and_then(|v| errors.check("category", parse_category(v))),
-        price: req.price.and_then(|v| errors.check("price", parse_price(v))),
-        stock: req.stock.and_then(|v| errors.check("stock", parse_stock(v))),
+        name: req
+            .name
+            .as_deref()
+            .and_then(|v| errors.check("name", parse_name(v))),
+        description: req
+            .description
+            .as_deref()
+            .and_then(|v| errors.check("description", parse_description(v))),
+        category: req
+            .category
+            .as_deref()
+            .and_then(|v| errors.check("category", parse_category(v))),
+        price: req
+            .price
+            .and_then(|v| errors.check("price", parse_price(v))),
+        stock: req
+            .stock
+            .and_then(|v| errors.check("stock", parse_stock(v))),
     };
     if errors.is_empty() && patch == ProductPatch::default() {
-        errors.push(FieldError::new("body", "empty-patch", "give at least one field to change"));
+        errors.push(FieldError::new(
+            "body",
+            "empty-patch",
+            "give at least one field to change",
+        ));
     }
     errors.finish()?;
     let product = state.store.update_product(id, &patch, super::now()).await?;

@@ -137,7 +137,7 @@ pub async fn invoke(
                 Ok(raw) => raw,
                 Err(_) => Err((
                     wasmtime::format_err!("no result within {backstop:?} of wall-clock time"),
-                    "wall-clock",
+                    Stage::WallClock,
                 )),
             };
             if let Some(fuel) = limits.fuel {
@@ -164,6 +164,19 @@ pub async fn invoke(
     (result, stats)
 }
 
+/// Where a call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Creating the instance (host-side limits, start functions).
+    Instantiate,
+    /// Running the export.
+    Call,
+    /// The wall-clock backstop expired.
+    WallClock,
+    /// The plugin's world does not serve the function (a host bug).
+    Dispatch,
+}
+
 /// What the export call produced before any checks.
 enum Raw {
     Tax(Result<wit::TaxBreakdown, wit::PluginError>),
@@ -176,60 +189,60 @@ async fn run(
     store: &mut Store<HostState>,
     plugin: &ActivePlugin,
     input: &PluginInput,
-) -> Result<Raw, (wasmtime::Error, &'static str)> {
+) -> Result<Raw, (wasmtime::Error, Stage)> {
     let config = &plugin.config;
     match (&plugin.pre, input) {
         (SlotPre::Tax(pre), PluginInput::Calculate(draft)) => {
             let instance = pre
                 .instantiate_async(&mut *store)
                 .await
-                .map_err(|e| (e, "instantiate"))?;
+                .map_err(|e| (e, Stage::Instantiate))?;
             let draft = wit::OrderDraft::from(draft);
             let out = instance
                 .shop_rules_tax()
                 .call_calculate(&mut *store, &draft, config)
                 .await;
-            out.map(Raw::Tax).map_err(|e| (e, "call"))
+            out.map(Raw::Tax).map_err(|e| (e, Stage::Call))
         }
         (SlotPre::Validation(pre), PluginInput::Validate(draft)) => {
             let instance = pre
                 .instantiate_async(&mut *store)
                 .await
-                .map_err(|e| (e, "instantiate"))?;
+                .map_err(|e| (e, Stage::Instantiate))?;
             let draft = wit::OrderDraft::from(draft);
             let out = instance
                 .shop_rules_validation()
                 .call_validate(&mut *store, &draft, config)
                 .await;
-            out.map(Raw::Violations).map_err(|e| (e, "call"))
+            out.map(Raw::Violations).map_err(|e| (e, Stage::Call))
         }
         (SlotPre::Email(pre), PluginInput::RenderConfirmation(order)) => {
             let instance = pre
                 .instantiate_async(&mut *store)
                 .await
-                .map_err(|e| (e, "instantiate"))?;
+                .map_err(|e| (e, Stage::Instantiate))?;
             let order = wit::StoredOrder::from(order);
             let email = instance.shop_rules_email();
             let out = email
                 .call_render_confirmation(&mut *store, &order, config)
                 .await;
-            out.map(Raw::Email).map_err(|e| (e, "call"))
+            out.map(Raw::Email).map_err(|e| (e, Stage::Call))
         }
         (SlotPre::Email(pre), PluginInput::RenderCancellation(order)) => {
             let instance = pre
                 .instantiate_async(&mut *store)
                 .await
-                .map_err(|e| (e, "instantiate"))?;
+                .map_err(|e| (e, Stage::Instantiate))?;
             let order = wit::StoredOrder::from(order);
             let email = instance.shop_rules_email();
             let out = email
                 .call_render_cancellation(&mut *store, &order, config)
                 .await;
-            out.map(Raw::Email).map_err(|e| (e, "call"))
+            out.map(Raw::Email).map_err(|e| (e, Stage::Call))
         }
         _ => Err((
             wasmtime::format_err!("{} is not served by this slot", input.slot()),
-            "dispatch",
+            Stage::Dispatch,
         )),
     }
 }
@@ -237,7 +250,7 @@ async fn run(
 /// Classifies a failure, converts the output and applies the output checks.
 fn finish(
     store: &Store<HostState>,
-    raw: Result<Raw, (wasmtime::Error, &'static str)>,
+    raw: Result<Raw, (wasmtime::Error, Stage)>,
     input: &PluginInput,
     max_tax_rate_bps: u32,
 ) -> Result<PluginOutput, Failure> {
@@ -281,18 +294,20 @@ fn finish(
 }
 
 /// Decides what kind of failure `error` is, from the trap code and what the store saw.
-fn classify(store: &Store<HostState>, error: wasmtime::Error, stage: &str) -> Failure {
+fn classify(store: &Store<HostState>, error: wasmtime::Error, stage: Stage) -> Failure {
     let trap = error.downcast_ref::<Trap>().copied();
     let state = store.data();
     let kind = if state.memory_refused() {
         FailureKind::Memory
     } else {
         match trap {
-            _ if stage == "wall-clock" => FailureKind::Timeout,
+            _ if stage == Stage::WallClock => FailureKind::Timeout,
             Some(Trap::Interrupt) => FailureKind::Timeout,
             Some(Trap::OutOfFuel) => FailureKind::OutOfFuel,
             Some(_) => FailureKind::Trap,
-            None if stage == "instantiate" || stage == "dispatch" => FailureKind::Instantiation,
+            None if matches!(stage, Stage::Instantiate | Stage::Dispatch) => {
+                FailureKind::Instantiation
+            }
             None => FailureKind::Trap,
         }
     };

@@ -5,8 +5,8 @@
 //!   instances (instances, memories and fiber stacks come from pre-reserved slots, so a call
 //!   allocates nothing from the OS). Each memory slot is capped at the per-call memory cap.
 //! * Epoch interruption, driven by a ticker thread that bumps the epoch every millisecond and
-//!   stops once the engine is dropped. Each store checks its wall-clock deadline on every tick
-//!   (see `store.rs`).
+//!   stops once the engine is dropped. On every tick a running guest is charged its CPU time
+//!   against the call's budget and yields to tokio (see `store.rs`).
 //! * Exports are called with `call_async` on a fiber: the guest runs on the caller's tokio
 //!   worker and yields back to tokio at every tick, so a slow guest occupies a worker for at
 //!   most a tick at a time and no thread hand-off is paid per call (a `spawn_blocking` per call

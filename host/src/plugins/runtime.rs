@@ -2,6 +2,7 @@
 //! linker and the slots; loads candidates (compile, world check, smoke test, swap); and runs
 //! calls under each slot's failure policy.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,6 +32,14 @@ use super::store::HostState;
 #[derive(Clone)]
 pub struct PluginRuntime {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("slots", &self.status())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -191,6 +200,12 @@ impl PluginRuntime {
                     self.inner.settings.input_cap_bytes
                 ),
             };
+            metrics::counter!(
+                "plugin_calls_total", "slot" => slot.as_str(),
+                "version" => active.version().to_owned(), "outcome" => failure.kind.code()
+            )
+            .increment(1);
+            log_failure(slot, &active, &failure);
             return Err(self.fail(slot, &active, failure));
         }
         let (result, stats) = self.invoke(slot, &active, &input).await;
@@ -198,8 +213,8 @@ impl PluginRuntime {
             Ok(out) => return Ok((out, stats)),
             Err(failure) => failure,
         };
+        log_failure(slot, &active, &failure);
         if active.policy == FailurePolicy::Fallback && failure.kind.is_plugin_fault() {
-            log_failure(slot, &active, &failure);
             for candidate in self.fallbacks(state, &active) {
                 match self.invoke(slot, &candidate, &input).await {
                     (Ok(out), stats) => {
@@ -218,10 +233,9 @@ impl PluginRuntime {
         Err(self.fail(slot, &active, failure))
     }
 
-    /// Counts and logs a failed call, and builds its error.
+    /// Counts a failed call and builds its error.
     fn fail(&self, slot: Slot, active: &ActivePlugin, failure: Failure) -> PluginCallError {
         self.slot(slot).errors.fetch_add(1, Ordering::Relaxed);
-        log_failure(slot, active, &failure);
         PluginCallError::Unavailable {
             slot,
             version: active.version().to_owned(),
@@ -291,6 +305,23 @@ impl PluginRuntime {
             source = ?plugin.source, policy = %plugin.policy, "plugin activated"
         );
         Ok(LoadedVersion::of(slot, &plugin))
+    }
+
+    /// Reads a component from `path` and loads it like [`PluginRuntime::load`].
+    pub async fn load_file(
+        &self,
+        slot: Slot,
+        path: &Path,
+        config: Config,
+        policy: Option<FailurePolicy>,
+    ) -> Result<LoadedVersion, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("Failed to read {}", path.display()))?;
+        let source = PluginSource::File {
+            path: path.to_path_buf(),
+        };
+        self.load(slot, bytes, config, policy, source).await
     }
 
     /// Loads the built-in default of `slot` with the slot's configured policy and config, and

@@ -17,8 +17,10 @@ pub struct RuntimeSettings {
     /// Largest linear memory a guest may grow to, in bytes. A guest that asks for more gets a
     /// failed `memory.grow` and the call fails with the `memory` kind.
     pub memory_cap_bytes: usize,
-    /// Wall-clock budget of one call in milliseconds, instantiation included. A guest still
-    /// running when it expires is interrupted and the call fails with the `timeout` kind.
+    /// Running-time (CPU) budget of one call in milliseconds, instantiation included. A guest
+    /// that uses it up is interrupted and the call fails with the `timeout` kind. A call that
+    /// has not returned after ten times this much wall-clock time (a guest blocked in a host
+    /// call, or a starved machine) fails the same way.
     pub deadline_ms: u64,
     /// Largest JSON-serialized input (draft or stored order) a call accepts, in bytes; larger
     /// inputs are refused before any guest code runs.

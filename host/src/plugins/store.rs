@@ -2,19 +2,23 @@
 //! resource limits, its running-time budget and its captured stderr. Nothing survives between
 //! calls, so a guest cannot carry state from one order to the next.
 //!
-//! The deadline is a budget of running time: at every epoch tick the guest's running time is
-//! updated and the guest yields to tokio (with `yield_now`, so I/O-woken tasks get their turn);
-//! time spent waiting in tokio's queue is not charged. Once the budget is spent the guest is
-//! interrupted. (`call.rs` adds a wall-clock backstop for guests blocked in a host call.)
+//! The deadline is a budget of CPU time: at every epoch tick the guest is charged the CPU time
+//! its thread used since the guest last resumed, and then yields to tokio (with `yield_now`,
+//! so I/O-woken tasks get their turn). Time spent waiting in tokio's queue or descheduled by
+//! a busy OS is not charged, so a loaded machine does not fail well-behaved plugins. Once the
+//! budget is spent the guest is interrupted. (`call.rs` adds a wall-clock backstop, ten times
+//! the budget, for guests blocked in a host call or starved of CPU.)
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::thread::ThreadId;
+use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::ClosedInputStream;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::engine::TICK;
 use super::stderr::StderrCapture;
 
 /// Everything a guest can reach from inside one call.
@@ -98,14 +102,30 @@ pub fn new_store(engine: &Engine, config: &StoreConfig) -> wasmtime::Result<Stor
 
 /// Running-time accounting of one call.
 struct Clock {
-    /// Running time the guest may use.
+    /// CPU time the guest may use.
     budget: Duration,
-    /// Running time charged so far.
+    /// CPU time charged so far.
     used: Duration,
-    /// When the guest last started or resumed running; the resume future of a yield sets it.
-    since: Arc<Mutex<Instant>>,
+    /// Where and when the guest last resumed running; the resume future of a yield sets it.
+    since: Arc<Mutex<Option<Mark>>>,
     /// Set when the budget ran out and the guest was interrupted.
     expired: bool,
+}
+
+/// A thread and its CPU clock at one instant.
+#[derive(Clone, Copy)]
+struct Mark {
+    thread: ThreadId,
+    cpu: Duration,
+}
+
+impl Mark {
+    fn now() -> Self {
+        Self {
+            thread: std::thread::current().id(),
+            cpu: thread_cpu_time(),
+        }
+    }
 }
 
 impl Clock {
@@ -113,16 +133,25 @@ impl Clock {
         Self {
             budget,
             used: Duration::ZERO,
-            since: Arc::new(Mutex::new(Instant::now())),
+            since: Arc::default(),
             expired: false,
         }
     }
 
     /// Called at every epoch tick the guest observes.
     fn tick(&mut self) -> UpdateDeadline {
-        let now = Instant::now();
-        let since = *self.since.lock().unwrap_or_else(PoisonError::into_inner);
-        self.used += now.saturating_duration_since(since);
+        let now = Mark::now();
+        let since = self
+            .since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Charge the CPU time of this thread since the guest resumed on it. Before the first
+        // tick, or if the call moved threads while waiting in a host call, charge one tick.
+        self.used += match since {
+            Some(mark) if mark.thread == now.thread => now.cpu.saturating_sub(mark.cpu),
+            _ => TICK,
+        };
         if self.used >= self.budget {
             self.expired = true;
             return UpdateDeadline::Interrupt;
@@ -132,10 +161,29 @@ impl Clock {
             1,
             Box::pin(async move {
                 tokio::task::yield_now().await;
-                *since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                // Runs on the thread that resumes the guest, right before it resumes.
+                *since.lock().unwrap_or_else(PoisonError::into_inner) = Some(Mark::now());
             }),
         )
     }
+}
+
+/// CPU time the calling thread has used. Time the thread spends descheduled by the OS (a
+/// busy machine) is not charged to the guest.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes only into the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.try_into().unwrap_or(0),
+        ts.tv_nsec.try_into().unwrap_or(0),
+    )
 }
 
 /// [`StoreLimits`] that also remember whether a memory growth was refused, so a guest that

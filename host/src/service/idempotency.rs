@@ -57,22 +57,43 @@ mod tests {
     #[test]
     fn keys_of_one_to_255_visible_characters_are_accepted() {
         for good in ["a", "order-2024-06-01#7", &"k".repeat(MAX_KEY_LEN), "!~"] {
-            assert_eq!(IdempotencyKey::parse(good.as_bytes()).unwrap().as_str(), good);
+            assert_eq!(
+                IdempotencyKey::parse(good.as_bytes()).unwrap().as_str(),
+                good
+            );
         }
     }
 
     #[test]
     fn empty_overlong_and_invisible_keys_are_refused() {
-        assert_eq!(IdempotencyKey::parse(b"").unwrap_err().code, "invalid-length");
-        assert_eq!(IdempotencyKey::parse("k".repeat(MAX_KEY_LEN + 1).as_bytes()).unwrap_err().code, "invalid-length");
+        assert_eq!(
+            IdempotencyKey::parse(b"").unwrap_err().code,
+            "invalid-length"
+        );
+        assert_eq!(
+            IdempotencyKey::parse("k".repeat(MAX_KEY_LEN + 1).as_bytes())
+                .unwrap_err()
+                .code,
+            "invalid-length"
+        );
         for bad in ["with space", "tab\t", "é", "nul\0"] {
-            assert_eq!(IdempotencyKey::parse(bad.as_bytes()).unwrap_err().code, "invalid-format", "{bad:?}");
+            assert_eq!(
+                IdempotencyKey::parse(bad.as_bytes()).unwrap_err().code,
+                "invalid-format",
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn equal_bodies_share_a_fingerprint_and_different_ones_do_not() {
-        assert_eq!(request_fingerprint(b"{\"a\":1}"), request_fingerprint(b"{\"a\":1}"));
-        assert_ne!(request_fingerprint(b"{\"a\":1}"), request_fingerprint(b"{\"a\":2}"));
+        assert_eq!(
+            request_fingerprint(b"{\"a\":1}"),
+            request_fingerprint(b"{\"a\":1}")
+        );
+        assert_ne!(
+            request_fingerprint(b"{\"a\":1}"),
+            request_fingerprint(b"{\"a\":2}")
+        );
     }
 }

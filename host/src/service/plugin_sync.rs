@@ -54,11 +54,9 @@ impl PluginSync {
     /// returned (and retried on the next pass); a version the runtime refuses is logged and
     /// not retried until the pointer moves again, while the slot keeps serving.
     pub async fn try_run_once(&mut self) -> anyhow::Result<Outcome> {
-        let active = self
-            .store
-            .active_plugins()
-            .await
-            .map_err(|e| anyhow::Error::new(e).context("Failed to read the active plugin versions"))?;
+        let active = self.store.active_plugins().await.map_err(|e| {
+            anyhow::Error::new(e).context("Failed to read the active plugin versions")
+        })?;
         let mut swapped = 0;
         for pointer in active {
             let Ok(slot) = pointer.slot.parse::<Slot>() else {
@@ -91,8 +89,13 @@ impl PluginSync {
     }
 }
 
-/// Runs `sync` every `interval` until `shutdown` is cancelled.
-pub async fn run(mut sync: PluginSync, interval: Duration, shutdown: CancellationToken) {
+/// Runs `sync` every `interval` until `shutdown` is cancelled. Failed passes are logged and
+/// retried, so it only ever returns `Ok`; the `Result` lets it join the other background tasks.
+pub async fn run(
+    mut sync: PluginSync,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -107,6 +110,7 @@ pub async fn run(mut sync: PluginSync, interval: Duration, shutdown: Cancellatio
         }
     }
     tracing::debug!("plugin convergence loop stopped");
+    Ok(())
 }
 
 /// Spawns the convergence loop of `runtime` on `store`; it stops when `shutdown` is cancelled.
@@ -115,6 +119,6 @@ pub fn spawn_plugin_sync(
     runtime: PluginRuntime,
     interval: Duration,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
+) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(run(PluginSync::new(store, runtime), interval, shutdown))
 }

@@ -100,7 +100,9 @@ pub async fn upload(
     };
     let recorded = async {
         store.put_plugin_version(&version).await?;
-        store.set_active_plugin(slot.as_str(), Some(id), Utc::now()).await
+        store
+            .set_active_plugin(slot.as_str(), Some(id), Utc::now())
+            .await
     }
     .await;
     if let Err(err) = recorded {
@@ -108,7 +110,9 @@ pub async fn upload(
         if let Err(undo) = converge_slot(store, runtime, slot).await {
             tracing::error!(slot = %slot, error = ?undo, "failed to restore the stored plugin after a failed upload");
         }
-        return Err(store_failed("Failed to record an uploaded plugin version")(err));
+        return Err(store_failed("Failed to record an uploaded plugin version")(
+            err,
+        ));
     }
     tracing::info!(slot = %slot, version = %id, sha256 = %version.sha256, "plugin version uploaded and activated");
     version.wasm = Vec::new();
@@ -143,10 +147,7 @@ pub async fn rollback(
         .plugin_versions(slot.as_str())
         .await
         .map_err(store_failed("Failed to list plugin versions"))?;
-    let target = versions
-        .into_iter()
-        .skip_while(|v| v.id != current)
-        .nth(1);
+    let target = versions.into_iter().skip_while(|v| v.id != current).nth(1);
     apply(store, runtime, slot, target.as_ref().map(|v| v.id))
         .await
         .map_err(|err| match err {
@@ -204,14 +205,23 @@ pub async fn apply(
             Ok(false)
         }
         Some(id) => {
-            if matches!(&running, Some(PluginSource::Upload { version_id }) if *version_id == id.to_hex()) {
+            if matches!(&running, Some(PluginSource::Upload { version_id }) if *version_id == id.to_hex())
+            {
                 return Ok(false);
             }
             let version = store
                 .plugin_version(id)
                 .await
-                .map_err(|e| ApplyError::Store(anyhow::Error::new(e).context("Failed to load a plugin version")))?
-                .ok_or_else(|| ApplyError::Store(anyhow::anyhow!("the active {slot} version {id} is not in the store")))?;
+                .map_err(|e| {
+                    ApplyError::Store(
+                        anyhow::Error::new(e).context("Failed to load a plugin version"),
+                    )
+                })?
+                .ok_or_else(|| {
+                    ApplyError::Store(anyhow::anyhow!(
+                        "the active {slot} version {id} is not in the store"
+                    ))
+                })?;
             let policy = version.policy.as_deref().and_then(parse_policy);
             let source = PluginSource::Upload {
                 version_id: id.to_hex(),

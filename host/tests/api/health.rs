@@ -32,7 +32,10 @@ async fn readiness_reports_the_store_and_every_plugin_slot() {
 async fn every_response_carries_a_request_id_and_a_client_id_is_echoed() {
     let app = spawn_app().await;
     let generated = app.get("/api/health", None).await;
-    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let echoed = app
         .client
@@ -52,15 +55,27 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
     assert_eq!(app.get(&missing, None).await.status(), 404);
     let response = app.get("/metrics", None).await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = response.text().await.unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("http_requests_total{") && l.contains("route=\"/api/products/{id}\"") && l.contains("status=\"404\""))
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains("route=\"/api/products/{id}\"")
+                && l.contains("status=\"404\"")
+        })
         .unwrap_or_else(|| panic!("no request counter for the 404 in:\n{text}"));
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 1.0, "{line}");
-    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram missing");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency histogram missing"
+    );
 }
 
 #[tokio::test]
@@ -86,13 +101,29 @@ async fn the_openapi_document_lists_every_route_with_its_error_schema() {
         ("/metrics", "get"),
         ("/openapi.json", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for schema in ["Problem", "FieldError", "ProductDto", "TokenResponse", "UserDto"] {
+    for schema in [
+        "Problem",
+        "FieldError",
+        "ProductDto",
+        "TokenResponse",
+        "UserDto",
+    ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
-    let create = &paths["/api/products"]["post"]["responses"]["422"]["content"]["application/problem+json"];
-    assert!(create.is_object(), "422 of POST /api/products documents its problem body");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let create =
+        &paths["/api/products"]["post"]["responses"]["422"]["content"]["application/problem+json"];
+    assert!(
+        create.is_object(),
+        "422 of POST /api/products documents its problem body"
+    );
 }

@@ -68,7 +68,8 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
     settings.http.shutdown_grace_ms = 2_000;
     settings.rate_limit.enabled = false;
     settings.auth.hash_concurrency = 4;
-    settings.plugins.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    settings.plugins.cache_dir =
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
     settings
 }
 
@@ -112,7 +113,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 /// A string unique within this test process, for usernames, e-mails and SKUs.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}{}_{}", std::process::id() % 10_000, NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}_{}",
+        std::process::id() % 10_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl TestApp {
@@ -149,7 +154,13 @@ impl TestApp {
     }
 
     /// `POST path` with a raw body and content type, for malformed-body tests.
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>, token: Option<&str>) -> Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        token: Option<&str>,
+    ) -> Response {
         let mut request = self
             .client
             .post(self.url(path))
@@ -179,7 +190,12 @@ impl TestApp {
         let email = format!("{username}@example.com");
         let password = "correct horse battery".to_owned();
         let response = self.register(&username, &email, &password).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "register: {}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "register: {}",
+            response.text().await.unwrap_or_default()
+        );
         let response = self.login(&email, &password).await;
         assert_eq!(response.status(), StatusCode::OK, "login");
         let body: Value = response.json().await.expect("login body");
@@ -188,7 +204,10 @@ impl TestApp {
             username,
             email,
             password,
-            access_token: body["accessToken"].as_str().expect("access token").to_owned(),
+            access_token: body["accessToken"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
         }
     }
 
@@ -198,8 +217,14 @@ impl TestApp {
         let username = unique("admin");
         let email = format!("{username}@example.com");
         let password = "admin password 1".to_owned();
-        let user = self.insert_user(&username, &email, &password, Role::Admin).await;
-        let token = self.state.tokens.issue_access(user.id, Role::Admin).expect("token");
+        let user = self
+            .insert_user(&username, &email, &password, Role::Admin)
+            .await;
+        let token = self
+            .state
+            .tokens
+            .issue_access(user.id, Role::Admin)
+            .expect("token");
         TestUser {
             id: user.id,
             username,
@@ -210,7 +235,13 @@ impl TestApp {
     }
 
     /// Writes a user straight to the store.
-    pub async fn insert_user(&self, username: &str, email: &str, password: &str, role: Role) -> User {
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> User {
         let hash = self
             .state
             .passwords
@@ -250,13 +281,21 @@ impl TestApp {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_product(&product).await.expect("product stored");
+        self.store
+            .create_product(&product)
+            .await
+            .expect("product stored");
         product
     }
 
     /// The product's stock as stored now.
     pub async fn stock_of(&self, id: Id) -> i64 {
-        self.store.product(id).await.expect("store").expect("product exists").stock
+        self.store
+            .product(id)
+            .await
+            .expect("store")
+            .expect("product exists")
+            .stock
     }
 }
 
@@ -272,11 +311,21 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
         .to_owned();
     let text = response.text().await.expect("body");
     assert_eq!(actual, status, "status; body: {text}");
-    assert_eq!(content_type, "application/problem+json", "content type; body: {text}");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type; body: {text}"
+    );
     let body: Value = serde_json::from_str(&text).expect("problem body is JSON");
-    assert_eq!(body["type"], format!("urn:orderd:problem:{code}"), "type; body: {text}");
+    assert_eq!(
+        body["type"],
+        format!("urn:orderd:problem:{code}"),
+        "type; body: {text}"
+    );
     assert_eq!(body["status"], status, "status member; body: {text}");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "title and detail; body: {text}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "title and detail; body: {text}"
+    );
     assert!(body["errors"].is_array(), "errors array; body: {text}");
     body
 }
@@ -285,6 +334,11 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
 pub fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }

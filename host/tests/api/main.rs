@@ -4,6 +4,10 @@
 mod helpers;
 
 mod auth;
+mod cli;
 mod errors;
 mod health;
 mod products;
+mod admin_plugins;
+mod idempotency;
+mod orders;

@@ -153,7 +153,8 @@ async fn a_second_handle_on_the_same_file_sees_messages_by_polling() {
 
 #[tokio::test]
 async fn a_stale_receipt_deletes_nothing() {
-    let (_env, queue) = embedded().await;
+    let env = Env::new().await;
+    let queue = env.queue(5).await;
     queue.send_batch(&[message(1)]).await.unwrap();
     let first = queue.receive(1, Duration::from_secs(1), VIS).await.unwrap().remove(0);
     tokio::time::sleep(VIS + Duration::from_millis(100)).await;

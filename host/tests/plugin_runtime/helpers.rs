@@ -136,3 +136,17 @@ pub fn assert_single_rate(draft: &OrderDraft, out: &TaxBreakdown, name: &str, bp
     );
     assert_eq!(out.by_rate[0].tax, Money::new(total, "INR"));
 }
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes only into the timespec it is given.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -10,7 +10,7 @@ mod place;
 pub mod pricing;
 pub mod request;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, Role};
 use crate::plugins::Slot;
@@ -47,7 +47,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             code: code.into(),
@@ -189,7 +193,7 @@ pub async fn cancel_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Ord
             current: order.status,
         });
     }
-    let now = Utc::now();
+    let now = Utc::now().trunc_subsecs(3);
     let event = OutboxEvent::new(
         id,
         EventType::OrderCancelled,
@@ -200,13 +204,14 @@ pub async fn cancel_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Ord
     match store.cancel_order(id, &sources, now, &event).await {
         Ok(order) => Ok(order),
         Err(StoreError::NotFound) => Err(OrderError::NotFound),
-        Err(StoreError::Conflict(what)) => match what
-            .strip_prefix("status:")
-            .and_then(OrderStatus::parse)
-        {
-            Some(current) => Err(OrderError::InvalidTransition { current }),
-            None => Err(store_failed("Failed to cancel an order")(StoreError::Conflict(what))),
-        },
+        Err(StoreError::Conflict(what)) => {
+            match what.strip_prefix("status:").and_then(OrderStatus::parse) {
+                Some(current) => Err(OrderError::InvalidTransition { current }),
+                None => Err(store_failed("Failed to cancel an order")(
+                    StoreError::Conflict(what),
+                )),
+            }
+        }
         Err(err) => Err(store_failed("Failed to cancel an order")(err)),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use rule_types::Customer;
 
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent};
@@ -34,7 +34,7 @@ pub struct IdempotencyRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
     /// A new order was committed with its `order.created` event.
-    Created(Order),
+    Created(Box<Order>),
     /// The key was used before with the same request: its stored response, unchanged.
     Replayed {
         /// The HTTP status first answered.
@@ -65,8 +65,10 @@ pub async fn place_order(
     let mut ids: Vec<Id> = parsed.lines.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (user, products) = futures::try_join!(store.user_by_id(actor.id), store.products_by_ids(&ids))
-        .map_err(store_failed("Failed to load the customer and products of an order"))?;
+    let (user, products) =
+        futures::try_join!(store.user_by_id(actor.id), store.products_by_ids(&ids)).map_err(
+            store_failed("Failed to load the customer and products of an order"),
+        )?;
     let user = user.ok_or(OrderError::UnknownUser)?;
     let catalog: HashMap<Id, _> = products.into_iter().map(|p| (p.id, p)).collect();
     let mut priced = pricing::price_lines(&parsed.lines, &catalog).map_err(OrderError::Invalid)?;
@@ -86,7 +88,9 @@ pub async fn place_order(
             violations
                 .into_iter()
                 .map(|v| {
-                    let field = v.item_index.map_or_else(String::new, |i| format!("items[{i}]"));
+                    let field = v
+                        .item_index
+                        .map_or_else(String::new, |i| format!("items[{i}]"));
                     FieldError::new(field, v.code, v.message)
                 })
                 .collect(),
@@ -104,7 +108,9 @@ pub async fn place_order(
         },
     })?;
 
-    let now = Utc::now();
+    // Milliseconds are what every backend keeps (MongoDB's dates), so the order answered now
+    // equals the order read back later.
+    let now = Utc::now().trunc_subsecs(3);
     let order = Order {
         id: Id::new(),
         user_id: actor.id,
@@ -146,7 +152,7 @@ pub async fn place_order(
         .place_order(&order, &stock_takes(&order), &event, record.as_ref())
         .await
     {
-        Ok(()) => Ok(Placed::Created(order)),
+        Ok(()) => Ok(Placed::Created(Box::new(order))),
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
         Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
             // A concurrent request with the same key committed first: answer as it did.

@@ -157,10 +157,17 @@ pub fn apply_tax(
             .ok()
             .and_then(|i| priced.items.get_mut(i))
         else {
-            return inconsistent(format!("tax line for item {} of {}", line.item_index, priced.items.len()));
+            return inconsistent(format!(
+                "tax line for item {} of {}",
+                line.item_index,
+                priced.items.len()
+            ));
         };
         if line.tax.currency != currency || line.taxable.currency != currency {
-            return inconsistent(format!("tax line in {} on a {currency} order", line.tax.currency));
+            return inconsistent(format!(
+                "tax line in {} on a {currency} order",
+                line.tax.currency
+            ));
         }
         if line.tax.amount < 0 || line.taxable.amount < 0 {
             return inconsistent("negative tax amount".to_owned());
@@ -209,7 +216,7 @@ fn overflow(field: String) -> FieldError {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use rule_types::{TaxLine, Money as M};
+    use rule_types::{Money as M, TaxLine};
 
     use super::*;
 
@@ -264,9 +271,22 @@ mod tests {
     #[test]
     fn every_unknown_product_is_reported_at_its_line() {
         let tea = product(250, "INR");
-        let errors = price_lines(&[(Id::new(), 1), (tea.id, 1), (Id::new(), 1)], &catalog(&[&tea])).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
-        assert_eq!(fields, [("items[0].productId", "unknown-product"), ("items[2].productId", "unknown-product")]);
+        let errors = price_lines(
+            &[(Id::new(), 1), (tea.id, 1), (Id::new(), 1)],
+            &catalog(&[&tea]),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("items[0].productId", "unknown-product"),
+                ("items[2].productId", "unknown-product")
+            ]
+        );
     }
 
     #[test]
@@ -282,14 +302,20 @@ mod tests {
         let dear = product(i64::MAX / 2, "INR");
         assert!(price_lines(&[(dear.id, 2)], &catalog(&[&dear])).is_ok());
         let errors = price_lines(&[(dear.id, 3)], &catalog(&[&dear])).unwrap_err();
-        assert_eq!((errors[0].field.as_str(), errors[0].code.as_str()), ("items[0].quantity", "amount-overflow"));
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].code.as_str()),
+            ("items[0].quantity", "amount-overflow")
+        );
     }
 
     #[test]
     fn an_order_subtotal_that_overflows_is_refused() {
         let dear = product(i64::MAX / 2 + 1, "INR");
         let errors = price_lines(&[(dear.id, 1), (dear.id, 1)], &catalog(&[&dear])).unwrap_err();
-        assert_eq!((errors[0].field.as_str(), errors[0].code.as_str()), ("items", "amount-overflow"));
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].code.as_str()),
+            ("items", "amount-overflow")
+        );
     }
 
     #[test]
@@ -298,7 +324,11 @@ mod tests {
         let mut priced = price_lines(&[(tea.id, 1), (mug.id, 2)], &catalog(&[&tea, &mug])).unwrap();
         let taxed = apply_tax(
             &mut priced,
-            &breakdown(vec![tax_line(0, 1000, 180), tax_line(1, 1000, 180), tax_line(1, 1000, 10)]),
+            &breakdown(vec![
+                tax_line(0, 1000, 180),
+                tax_line(1, 1000, 180),
+                tax_line(1, 1000, 10),
+            ]),
         )
         .unwrap();
         assert_eq!(priced.items[0].tax, 180);
@@ -316,9 +346,17 @@ mod tests {
         wrong_total.total_tax.amount = 1;
         let mut wrong_currency = breakdown(vec![tax_line(0, 1000, 180)]);
         wrong_currency.lines[0].tax.currency = "USD".into();
-        for bad in [breakdown(vec![tax_line(1, 1000, 180)]), breakdown(vec![tax_line(0, 1000, -1)]), wrong_total, wrong_currency] {
+        for bad in [
+            breakdown(vec![tax_line(1, 1000, 180)]),
+            breakdown(vec![tax_line(0, 1000, -1)]),
+            wrong_total,
+            wrong_currency,
+        ] {
             let result = apply_tax(&mut priced.clone(), &bad);
-            assert!(matches!(result, Err(TaxApplyError::Inconsistent(_))), "{bad:?}");
+            assert!(
+                matches!(result, Err(TaxApplyError::Inconsistent(_))),
+                "{bad:?}"
+            );
         }
     }
 

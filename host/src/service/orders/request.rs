@@ -55,7 +55,11 @@ impl OrderRequest {
     pub fn parse(&self) -> Result<ParsedRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
         if self.items.is_empty() {
-            errors.push(FieldError::new("items", "empty", "must contain at least one line"));
+            errors.push(FieldError::new(
+                "items",
+                "empty",
+                "must contain at least one line",
+            ));
         }
         if self.items.len() > MAX_LINES {
             errors.push(FieldError::new(
@@ -68,12 +72,10 @@ impl OrderRequest {
         }
         let mut lines = Vec::with_capacity(self.items.len());
         for (i, line) in self.items.iter().enumerate() {
-            let product = Id::parse(&line.product_id).map_err(|e| {
-                FieldError::new(format!("items[{i}].productId"), e.code, e.message)
-            });
-            let quantity = parse_quantity(line.quantity).map_err(|e| {
-                FieldError::new(format!("items[{i}].quantity"), e.code, e.message)
-            });
+            let product = Id::parse(&line.product_id)
+                .map_err(|e| FieldError::new(format!("items[{i}].productId"), e.code, e.message));
+            let quantity = parse_quantity(line.quantity)
+                .map_err(|e| FieldError::new(format!("items[{i}].quantity"), e.code, e.message));
             match (product, quantity) {
                 (Ok(p), Ok(q)) => lines.push((p, q)),
                 (p, q) => errors.extend(p.err().into_iter().chain(q.err())),
@@ -112,7 +114,12 @@ impl AddressRequest {
             ));
         }
         let region = free_text(&self.region, "shippingAddress.region", 100, &mut errors);
-        let postal_code = free_text(&self.postal_code, "shippingAddress.postalCode", 20, &mut errors);
+        let postal_code = free_text(
+            &self.postal_code,
+            "shippingAddress.postalCode",
+            20,
+            &mut errors,
+        );
         if errors.is_empty() {
             Ok(ShippingAddress {
                 country: country.to_ascii_uppercase(),
@@ -181,7 +188,9 @@ mod tests {
 
     #[test]
     fn a_well_formed_request_parses_into_lines_in_request_order() {
-        let parsed = request(&[(P, 2), ("65a1b2c3d4e5f60718293a4c", 1)]).parse().unwrap();
+        let parsed = request(&[(P, 2), ("65a1b2c3d4e5f60718293a4c", 1)])
+            .parse()
+            .unwrap();
         assert_eq!(parsed.lines.len(), 2);
         assert_eq!(parsed.lines[0], (Id::parse(P).unwrap(), 2));
     }
@@ -194,7 +203,9 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_at_its_path() {
-        let errors = request(&[("nope", 0), (P, -1), (P, 1_000_000_000_000)]).parse().unwrap_err();
+        let errors = request(&[("nope", 0), (P, -1), (P, 1_000_000_000_000)])
+            .parse()
+            .unwrap_err();
         assert_eq!(
             fields(errors),
             vec![
@@ -208,14 +219,20 @@ mod tests {
 
     #[test]
     fn an_empty_order_is_refused() {
-        assert_eq!(fields(request(&[]).parse().unwrap_err()), vec![("items".into(), "empty".into())]);
+        assert_eq!(
+            fields(request(&[]).parse().unwrap_err()),
+            vec![("items".into(), "empty".into())]
+        );
     }
 
     #[test]
     fn the_line_cap_is_obeyed_at_the_limit_and_enforced_above_it() {
         assert!(request(&vec![(P, 1); MAX_LINES]).parse().is_ok());
         let errors = request(&vec![(P, 1); MAX_LINES + 1]).parse().unwrap_err();
-        assert_eq!(fields(errors), vec![("items".into(), "too-many-items".into())]);
+        assert_eq!(
+            fields(errors),
+            vec![("items".into(), "too-many-items".into())]
+        );
     }
 
     #[test]
@@ -234,7 +251,11 @@ mod tests {
         for bad in ["IND", "I", "1N", ""] {
             r.shipping_address.as_mut().unwrap().country = bad.into();
             let errors = r.parse().unwrap_err();
-            assert_eq!(fields(errors), vec![("shippingAddress.country".into(), "invalid-format".into())], "{bad:?}");
+            assert_eq!(
+                fields(errors),
+                vec![("shippingAddress.country".into(), "invalid-format".into())],
+                "{bad:?}"
+            );
         }
     }
 }

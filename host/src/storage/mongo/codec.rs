@@ -11,7 +11,9 @@ use crate::storage::{StoreError, StoreResult};
 
 /// A corrupt stored field.
 pub fn corrupt(field: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(anyhow::anyhow!("Corrupt field {field:?} in MongoDB: {detail}"))
+    StoreError::backend(anyhow::anyhow!(
+        "Corrupt field {field:?} in MongoDB: {detail}"
+    ))
 }
 
 pub fn oid(id: Id) -> ObjectId {
@@ -135,7 +137,10 @@ pub fn get_docs<'a>(doc: &'a Document, key: &str) -> StoreResult<Vec<&'a Documen
             .iter()
             .map(|item| match item {
                 Bson::Document(d) => Ok(d),
-                other => Err(corrupt(key, format!("expected documents in the array, found {other}"))),
+                other => Err(corrupt(
+                    key,
+                    format!("expected documents in the array, found {other}"),
+                )),
             })
             .collect(),
         other => Err(corrupt(key, format!("expected an array, found {other}"))),
@@ -162,8 +167,11 @@ pub fn hash_hex(hash: &[u8; 32]) -> String {
 /// Free-form JSON (event payloads) as BSON, through serde so that no `$`-prefixed key is
 /// mistaken for extended JSON. Integers become Int64, fractions Double.
 pub fn json_to_bson(value: &serde_json::Value) -> StoreResult<Bson> {
-    mongodb::bson::to_bson(value)
-        .map_err(|e| StoreError::backend(anyhow::Error::new(e).context("Failed to encode a JSON payload as BSON")))
+    mongodb::bson::to_bson(value).map_err(|e| {
+        StoreError::backend(
+            anyhow::Error::new(e).context("Failed to encode a JSON payload as BSON"),
+        )
+    })
 }
 
 pub fn bson_to_json(key: &str, value: Option<&Bson>) -> StoreResult<serde_json::Value> {

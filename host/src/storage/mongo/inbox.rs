@@ -41,7 +41,13 @@ impl InboxStore for MongoStore {
         }
     }
 
-    async fn claim_email(&self, event_id: Id, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<EmailClaim> {
+    async fn claim_email(
+        &self,
+        event_id: Id,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<EmailClaim> {
         let first = self
             .c
             .email_sends
@@ -82,10 +88,19 @@ impl InboxStore for MongoStore {
             .await
             .ctx("Failed to look up an e-mail send")?;
         let sent = record.is_some_and(|d| !matches!(d.get("sentAt"), None | Some(Bson::Null)));
-        Ok(if sent { EmailClaim::AlreadySent } else { EmailClaim::InProgress })
+        Ok(if sent {
+            EmailClaim::AlreadySent
+        } else {
+            EmailClaim::InProgress
+        })
     }
 
-    async fn finish_email(&self, event_id: Id, message_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn finish_email(
+        &self,
+        event_id: Id,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let finished = self
             .c
             .email_sends

@@ -13,6 +13,7 @@
 mod codec;
 mod error;
 mod inbox;
+mod order_docs;
 mod orders;
 mod outbox;
 mod plugins;
@@ -31,7 +32,7 @@ use mongodb::options::{ClientOptions, WriteConcern};
 use mongodb::{Client, Collection, Database};
 
 pub use setup::Topology;
-pub use watch::{WatchError, WatchTarget, Wakeups};
+pub use watch::{Wakeups, WatchError, WatchTarget};
 
 use super::{Store, StoreResult};
 use error::MongoContext;
@@ -174,11 +175,17 @@ impl MongoStore {
     /// Connects to `uri`, checks that the deployment can run transactions (see
     /// [`MongoOptions::allow_standalone`]), and creates the collections and indexes of
     /// database `db_name` if they are missing.
-    pub async fn connect(uri: &str, db_name: &str, options: MongoOptions) -> anyhow::Result<MongoStore> {
+    pub async fn connect(
+        uri: &str,
+        db_name: &str,
+        options: MongoOptions,
+    ) -> anyhow::Result<MongoStore> {
         let mut client_options = ClientOptions::parse(uri)
             .await
             .context("Failed to parse the MongoDB connection string")?;
-        client_options.app_name.get_or_insert_with(|| "orderd".to_owned());
+        client_options
+            .app_name
+            .get_or_insert_with(|| "orderd".to_owned());
         // Fail a start against an unreachable server within seconds rather than the driver's
         // default 30 s, unless the connection string says otherwise.
         client_options
@@ -189,7 +196,8 @@ impl MongoStore {
         client_options
             .write_concern
             .get_or_insert_with(WriteConcern::majority);
-        let client = Client::with_options(client_options).context("Failed to create the MongoDB client")?;
+        let client =
+            Client::with_options(client_options).context("Failed to create the MongoDB client")?;
         let db = client.database(db_name);
         let topology = setup::detect_topology(&client).await?;
         setup::check_topology(&topology, &options)?;

@@ -15,181 +15,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
+use mongodb::bson::{Document, doc};
 use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
 use mongodb::{BoxFuture, ClientSession};
 
-use super::codec::{
-    corrupt, date, get_bytes, get_currency, get_docs, get_enum, get_i64, get_id, get_opt_doc, get_opt_str, get_opt_time,
-    get_str, get_time, get_u32, oid, opt_date,
-};
+use super::codec::{date, get_enum, get_i64, oid};
 use super::error::{MongoContext, Refusal, backend, is_duplicate_key};
+use super::order_docs::{
+    idempotency_doc, idempotency_from_doc, idempotency_id, order_doc, order_from_doc, statuses,
+    transition_set,
+};
 use super::outbox::event_doc;
 use super::{Collections, IDEMPOTENCY_RETENTION, MongoStore};
-use crate::domain::{Id, Order, OrderItem, OrderStatus, OutboxEvent, ShippingAddress, TaxLineRecord};
+use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
 use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreResult};
-
-fn item_doc(i: &OrderItem) -> Document {
-    doc! {
-        "productId": oid(i.product_id),
-        "sku": &i.sku,
-        "name": &i.name,
-        "category": &i.category,
-        "unitPrice": i.unit_price,
-        "quantity": i64::from(i.quantity),
-        "subtotal": i.subtotal,
-        "tax": i.tax,
-    }
-}
-
-fn item_from_doc(d: &Document) -> StoreResult<OrderItem> {
-    Ok(OrderItem {
-        product_id: get_id(d, "productId")?,
-        sku: get_str(d, "sku")?,
-        name: get_str(d, "name")?,
-        category: get_str(d, "category")?,
-        unit_price: get_i64(d, "unitPrice")?,
-        quantity: get_u32(d, "quantity")?,
-        subtotal: get_i64(d, "subtotal")?,
-        tax: get_i64(d, "tax")?,
-    })
-}
-
-fn tax_line_doc(t: &TaxLineRecord) -> Document {
-    doc! {
-        "itemIndex": i64::from(t.item_index),
-        "rateName": &t.rate_name,
-        "rateBps": i64::from(t.rate_bps),
-        "taxable": t.taxable,
-        "tax": t.tax,
-    }
-}
-
-fn tax_line_from_doc(d: &Document) -> StoreResult<TaxLineRecord> {
-    Ok(TaxLineRecord {
-        item_index: get_u32(d, "itemIndex")?,
-        rate_name: get_str(d, "rateName")?,
-        rate_bps: get_u32(d, "rateBps")?,
-        taxable: get_i64(d, "taxable")?,
-        tax: get_i64(d, "tax")?,
-    })
-}
-
-fn opt_str(s: Option<&str>) -> Bson {
-    s.map(Bson::from).unwrap_or(Bson::Null)
-}
-
-fn address_doc(a: &ShippingAddress) -> Document {
-    doc! {
-        "country": &a.country,
-        "region": opt_str(a.region.as_deref()),
-        "postalCode": opt_str(a.postal_code.as_deref()),
-    }
-}
-
-fn address_from_doc(d: &Document) -> StoreResult<ShippingAddress> {
-    Ok(ShippingAddress {
-        country: get_str(d, "country")?,
-        region: get_opt_str(d, "region")?,
-        postal_code: get_opt_str(d, "postalCode")?,
-    })
-}
-
-/// The order as stored; `eventSeq` counts its outbox events (the created event is 1).
-fn order_doc(o: &Order) -> Document {
-    doc! {
-        "_id": oid(o.id),
-        "userId": oid(o.user_id),
-        "status": o.status.as_str(),
-        "currency": o.currency.as_str(),
-        "items": o.items.iter().map(item_doc).collect::<Vec<_>>(),
-        "subtotal": o.subtotal,
-        "taxTotal": o.tax_total,
-        "total": o.total,
-        "taxLines": o.tax_lines.iter().map(tax_line_doc).collect::<Vec<_>>(),
-        "shippingAddress": o.shipping_address.as_ref().map(|a| Bson::Document(address_doc(a))).unwrap_or(Bson::Null),
-        "createdAt": date(o.created_at),
-        "updatedAt": date(o.updated_at),
-        "processingAt": opt_date(o.processing_at),
-        "processedAt": opt_date(o.processed_at),
-        "cancelledAt": opt_date(o.cancelled_at),
-        "failedAt": opt_date(o.failed_at),
-        "eventSeq": 1_i64,
-    }
-}
-
-fn order_from_doc(d: &Document) -> StoreResult<Order> {
-    Ok(Order {
-        id: get_id(d, "_id")?,
-        user_id: get_id(d, "userId")?,
-        status: get_enum(d, "status", OrderStatus::parse)?,
-        currency: get_currency(d, "currency")?,
-        items: get_docs(d, "items")?.into_iter().map(item_from_doc).collect::<StoreResult<_>>()?,
-        subtotal: get_i64(d, "subtotal")?,
-        tax_total: get_i64(d, "taxTotal")?,
-        total: get_i64(d, "total")?,
-        tax_lines: get_docs(d, "taxLines")?.into_iter().map(tax_line_from_doc).collect::<StoreResult<_>>()?,
-        shipping_address: get_opt_doc(d, "shippingAddress")?.map(address_from_doc).transpose()?,
-        created_at: get_time(d, "createdAt")?,
-        updated_at: get_time(d, "updatedAt")?,
-        processing_at: get_opt_time(d, "processingAt")?,
-        processed_at: get_opt_time(d, "processedAt")?,
-        cancelled_at: get_opt_time(d, "cancelledAt")?,
-        failed_at: get_opt_time(d, "failedAt")?,
-    })
-}
-
-/// The `$set` of a transition to `to` at `at`: status, `updatedAt` and the status's own time.
-fn transition_set(to: OrderStatus, at: DateTime<Utc>) -> Document {
-    let mut set = doc! { "status": to.as_str(), "updatedAt": date(at) };
-    let stamp = match to {
-        OrderStatus::Pending => None,
-        OrderStatus::Processing => Some("processingAt"),
-        OrderStatus::Processed => Some("processedAt"),
-        OrderStatus::Cancelled => Some("cancelledAt"),
-        OrderStatus::Failed => Some("failedAt"),
-    };
-    if let Some(field) = stamp {
-        set.insert(field, date(at));
-    }
-    set
-}
-
-fn statuses(from: &[OrderStatus]) -> Vec<&'static str> {
-    from.iter().map(OrderStatus::as_str).collect()
-}
-
-/// The `_id` of an idempotency record: one key space per user.
-fn idempotency_id(user_id: Id, key: &str) -> String {
-    format!("{}:{key}", user_id.to_hex())
-}
-
-fn idempotency_doc(r: &IdempotencyRecord) -> Document {
-    doc! {
-        "_id": idempotency_id(r.user_id, &r.key),
-        "userId": oid(r.user_id),
-        "key": &r.key,
-        "requestHash": hex::encode(r.request_hash),
-        "status": i64::from(r.status),
-        "responseBody": Binary { subtype: BinarySubtype::Generic, bytes: r.response_body.clone() },
-        "createdAt": date(r.created_at),
-    }
-}
-
-fn idempotency_from_doc(d: &Document) -> StoreResult<IdempotencyRecord> {
-    let hash_hex = get_str(d, "requestHash")?;
-    let mut request_hash = [0u8; 32];
-    hex::decode_to_slice(&hash_hex, &mut request_hash).map_err(|e| corrupt("requestHash", e))?;
-    let status = get_i64(d, "status")?;
-    Ok(IdempotencyRecord {
-        user_id: get_id(d, "userId")?,
-        key: get_str(d, "key")?,
-        request_hash,
-        status: u16::try_from(status).map_err(|_| corrupt("status", format!("{status} is out of range")))?,
-        response_body: get_bytes(d, "responseBody")?,
-        created_at: get_time(d, "createdAt")?,
-    })
-}
 
 /// What the order transaction writes.
 struct Placement<'a> {
@@ -203,13 +42,27 @@ struct Placement<'a> {
 /// Takes the idempotency key unless a record younger than the retention holds it. Read then
 /// write inside the snapshot transaction: a concurrent transaction taking the same key makes
 /// one of the two fail with a write conflict (retried, then refused) or a duplicate key.
-async fn take_key(s: &mut ClientSession, c: &Collections, record: &Document, created_at: DateTime<Utc>) -> mongodb::error::Result<()> {
+async fn take_key(
+    s: &mut ClientSession,
+    c: &Collections,
+    record: &Document,
+    created_at: DateTime<Utc>,
+) -> mongodb::error::Result<()> {
     let id = record.get("_id").cloned().unwrap_or(Bson::Null);
     let taken = || Refusal::Conflict("idempotency-key".into()).into_error();
     let expired_before = date(created_at - IDEMPOTENCY_RETENTION);
-    let existing = c.idempotency_keys.find_one(doc! { "_id": id.clone() }).session(&mut *s).await?;
+    let existing = c
+        .idempotency_keys
+        .find_one(doc! { "_id": id.clone() })
+        .session(&mut *s)
+        .await?;
     match existing {
-        None => match c.idempotency_keys.insert_one(record.clone()).session(&mut *s).await {
+        None => match c
+            .idempotency_keys
+            .insert_one(record.clone())
+            .session(&mut *s)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Err(taken()),
             Err(e) => Err(e),
@@ -218,10 +71,17 @@ async fn take_key(s: &mut ClientSession, c: &Collections, record: &Document, cre
             // Older than the retention but not yet removed by the TTL monitor: replace it.
             let replaced = c
                 .idempotency_keys
-                .replace_one(doc! { "_id": id, "createdAt": { "$lte": expired_before } }, record.clone())
+                .replace_one(
+                    doc! { "_id": id, "createdAt": { "$lte": expired_before } },
+                    record.clone(),
+                )
                 .session(&mut *s)
                 .await?;
-            if replaced.matched_count == 1 { Ok(()) } else { Err(taken()) }
+            if replaced.matched_count == 1 {
+                Ok(())
+            } else {
+                Err(taken())
+            }
         }
     }
 }
@@ -233,15 +93,14 @@ async fn place_in(s: &mut ClientSession, p: &mut Placement<'_>) -> mongodb::erro
     let mut short = Vec::new();
     for take in p.takes {
         let quantity = i64::from(take.quantity);
-        let taken = p
-            .c
-            .products
-            .update_one(
-                doc! { "_id": oid(take.product_id), "stock": { "$gte": quantity } },
-                doc! { "$inc": { "stock": -quantity } },
-            )
-            .session(&mut *s)
-            .await?;
+        let taken =
+            p.c.products
+                .update_one(
+                    doc! { "_id": oid(take.product_id), "stock": { "$gte": quantity } },
+                    doc! { "$inc": { "stock": -quantity } },
+                )
+                .session(&mut *s)
+                .await?;
         if taken.matched_count == 0 && !short.contains(&take.product_id) {
             short.push(take.product_id);
         }
@@ -249,8 +108,14 @@ async fn place_in(s: &mut ClientSession, p: &mut Placement<'_>) -> mongodb::erro
     if !short.is_empty() {
         return Err(Refusal::InsufficientStock(short).into_error());
     }
-    p.c.orders.insert_one(p.order.clone()).session(&mut *s).await?;
-    p.c.outbox.insert_one(p.event.clone()).session(&mut *s).await?;
+    p.c.orders
+        .insert_one(p.order.clone())
+        .session(&mut *s)
+        .await?;
+    p.c.outbox
+        .insert_one(p.event.clone())
+        .session(&mut *s)
+        .await?;
     Ok(())
 }
 
@@ -265,19 +130,32 @@ struct Cancellation<'a> {
 
 /// Why a conditional update of order `id` matched nothing: it is gone, or its status is
 /// another one.
-async fn refusal_for(c: &Collections, s: Option<&mut ClientSession>, id: Id) -> mongodb::error::Result<Refusal> {
-    let find = c.orders.find_one(doc! { "_id": oid(id) }).projection(doc! { "status": 1 });
+async fn refusal_for(
+    c: &Collections,
+    s: Option<&mut ClientSession>,
+    id: Id,
+) -> mongodb::error::Result<Refusal> {
+    let find = c
+        .orders
+        .find_one(doc! { "_id": oid(id) })
+        .projection(doc! { "status": 1 });
     let current = match s {
         Some(s) => find.session(s).await?,
         None => find.await?,
     };
     Ok(match current {
         None => Refusal::NotFound,
-        Some(d) => Refusal::Conflict(format!("status:{}", d.get_str("status").unwrap_or("unknown"))),
+        Some(d) => Refusal::Conflict(format!(
+            "status:{}",
+            d.get_str("status").unwrap_or("unknown")
+        )),
     })
 }
 
-async fn cancel_in(s: &mut ClientSession, x: &mut Cancellation<'_>) -> mongodb::error::Result<Order> {
+async fn cancel_in(
+    s: &mut ClientSession,
+    x: &mut Cancellation<'_>,
+) -> mongodb::error::Result<Order> {
     let updated = x
         .c
         .orders
@@ -315,7 +193,11 @@ impl MongoStore {
     where
         R: Send,
         C: Send,
-        F: for<'b> FnMut(&'b mut ClientSession, &'b mut C) -> BoxFuture<'b, mongodb::error::Result<R>> + Send,
+        F: for<'b> FnMut(
+                &'b mut ClientSession,
+                &'b mut C,
+            ) -> BoxFuture<'b, mongodb::error::Result<R>>
+            + Send,
     {
         let mut session = self
             .client
@@ -348,16 +230,28 @@ impl OrderStore for MongoStore {
             event: event_doc(event, 1)?,
             idempotency: idempotency.map(|r| (idempotency_doc(r), r.created_at)),
         };
-        self.transaction("Failed to place an order", placement, |s, p| Box::pin(place_in(s, p)))
-            .await
+        self.transaction("Failed to place an order", placement, |s, p| {
+            Box::pin(place_in(s, p))
+        })
+        .await
     }
 
     async fn order(&self, id: Id) -> StoreResult<Option<Order>> {
-        let found = self.c.orders.find_one(doc! { "_id": oid(id) }).await.ctx("Failed to look up an order")?;
+        let found = self
+            .c
+            .orders
+            .find_one(doc! { "_id": oid(id) })
+            .await
+            .ctx("Failed to look up an order")?;
         found.as_ref().map(order_from_doc).transpose()
     }
 
-    async fn orders_of_user(&self, user_id: Id, before: Option<Id>, limit: u32) -> StoreResult<Vec<Order>> {
+    async fn orders_of_user(
+        &self,
+        user_id: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -379,7 +273,13 @@ impl OrderStore for MongoStore {
         docs.iter().map(order_from_doc).collect()
     }
 
-    async fn transition_order(&self, id: Id, from: &[OrderStatus], to: OrderStatus, at: DateTime<Utc>) -> StoreResult<Order> {
+    async fn transition_order(
+        &self,
+        id: Id,
+        from: &[OrderStatus],
+        to: OrderStatus,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Order> {
         let updated = self
             .c
             .orders
@@ -399,13 +299,32 @@ impl OrderStore for MongoStore {
         }
     }
 
-    async fn cancel_order(&self, id: Id, from: &[OrderStatus], at: DateTime<Utc>, event: &OutboxEvent) -> StoreResult<Order> {
-        let cancellation = Cancellation { c: &self.c, id, from: statuses(from), at, event };
-        self.transaction("Failed to cancel an order", cancellation, |s, x| Box::pin(cancel_in(s, x)))
-            .await
+    async fn cancel_order(
+        &self,
+        id: Id,
+        from: &[OrderStatus],
+        at: DateTime<Utc>,
+        event: &OutboxEvent,
+    ) -> StoreResult<Order> {
+        let cancellation = Cancellation {
+            c: &self.c,
+            id,
+            from: statuses(from),
+            at,
+            event,
+        };
+        self.transaction("Failed to cancel an order", cancellation, |s, x| {
+            Box::pin(cancel_in(s, x))
+        })
+        .await
     }
 
-    async fn idempotency_record(&self, user_id: Id, key: &str, max_age: Duration) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn idempotency_record(
+        &self,
+        user_id: Id,
+        key: &str,
+        max_age: Duration,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
         let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
         let mut filter = doc! { "_id": idempotency_id(user_id, key) };
         if let Some(oldest) = Utc::now().checked_sub_signed(max_age) {
@@ -428,7 +347,11 @@ impl OrderStore for MongoStore {
             .await
             .ctx("Failed to count orders")?;
         let mut out = Vec::new();
-        while let Some(d) = cursor.try_next().await.ctx("Failed to read an order count")? {
+        while let Some(d) = cursor
+            .try_next()
+            .await
+            .ctx("Failed to read an order count")?
+        {
             let status = get_enum(&d, "_id", OrderStatus::parse)?;
             let n = get_i64(&d, "n")?;
             out.push((status, u64::try_from(n).unwrap_or(0)));
@@ -436,4 +359,3 @@ impl OrderStore for MongoStore {
         Ok(out)
     }
 }
-

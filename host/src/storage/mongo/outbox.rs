@@ -24,8 +24,8 @@ use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::MongoStore;
 use super::codec::{
-    bson_to_json, date, get_enum, get_i64, get_id, get_opt_str, get_opt_time, get_time, get_u32, json_to_bson, oid,
-    oids, opt_date,
+    bson_to_json, date, get_enum, get_i64, get_id, get_opt_str, get_opt_time, get_time, get_u32,
+    json_to_bson, oid, oids, opt_date,
 };
 use super::error::MongoContext;
 use crate::domain::{EventType, Id, OutboxEvent, OutboxStatus};
@@ -99,14 +99,26 @@ impl MongoStore {
             .projection(doc! { "orderId": 1, "orderSeq": 1 })
             .await
             .ctx("Failed to query the pending events of orders")?;
-        while let Some(d) = cursor.try_next().await.ctx("Failed to read a pending event")? {
+        while let Some(d) = cursor
+            .try_next()
+            .await
+            .ctx("Failed to read a pending event")?
+        {
             let (order, seq) = (get_id(&d, "orderId")?, get_i64(&d, "orderSeq")?);
-            first.entry(order).and_modify(|s: &mut i64| *s = (*s).min(seq)).or_insert(seq);
+            first
+                .entry(order)
+                .and_modify(|s: &mut i64| *s = (*s).min(seq))
+                .or_insert(seq);
         }
         Ok(first)
     }
 
-    async fn find_events(&self, filter: Document, limit: i64, skip: u64) -> StoreResult<Vec<Document>> {
+    async fn find_events(
+        &self,
+        filter: Document,
+        limit: i64,
+        skip: u64,
+    ) -> StoreResult<Vec<Document>> {
         self.c
             .outbox
             .find(filter)
@@ -123,11 +135,19 @@ impl MongoStore {
 
 #[async_trait]
 impl OutboxStore for MongoStore {
-    async fn claim_outbox(&self, owner: &str, now: DateTime<Utc>, lease: Duration, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>> {
         let until = chrono::Duration::from_std(lease)
             .ok()
             .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| StoreError::backend(anyhow::anyhow!("Outbox lease of {lease:?} is out of range")))?;
+            .ok_or_else(|| {
+                StoreError::backend(anyhow::anyhow!("Outbox lease of {lease:?} is out of range"))
+            })?;
         let mut claimed = Vec::new();
         if limit == 0 {
             return Ok(claimed);
@@ -150,7 +170,11 @@ impl OutboxStore for MongoStore {
                 .collect();
             let first = self.first_pending_seq(later).await?;
             for candidate in &candidates {
-                let (id, order, seq) = (get_id(candidate, "_id")?, get_id(candidate, "orderId")?, get_i64(candidate, "orderSeq")?);
+                let (id, order, seq) = (
+                    get_id(candidate, "_id")?,
+                    get_id(candidate, "orderId")?,
+                    get_i64(candidate, "orderSeq")?,
+                );
                 if first.get(&order).is_some_and(|&f| f < seq) {
                     passed.push(oid(id));
                     continue;
@@ -160,7 +184,10 @@ impl OutboxStore for MongoStore {
                 let leased = self
                     .c
                     .outbox
-                    .find_one_and_update(filter, doc! { "$set": { "leaseOwner": owner, "leaseUntil": date(until) } })
+                    .find_one_and_update(
+                        filter,
+                        doc! { "$set": { "leaseOwner": owner, "leaseUntil": date(until) } },
+                    )
                     .await
                     .ctx("Failed to lease an outbox event")?;
                 match leased {
@@ -203,9 +230,20 @@ impl OutboxStore for MongoStore {
 
     /// An event no longer leased by `owner` (its lease expired and another relay took it) is
     /// left alone: that relay now decides its fate.
-    async fn mark_failed(&self, id: Id, owner: &str, error: &str, next_attempt_at: DateTime<Utc>, dead: bool) -> StoreResult<()> {
+    async fn mark_failed(
+        &self,
+        id: Id,
+        owner: &str,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+        dead: bool,
+    ) -> StoreResult<()> {
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let status = if dead { OutboxStatus::Dead } else { OutboxStatus::Pending };
+        let status = if dead {
+            OutboxStatus::Dead
+        } else {
+            OutboxStatus::Pending
+        };
         self.c
             .outbox
             .update_one(
@@ -230,7 +268,9 @@ impl OutboxStore for MongoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let docs = self.find_events(doc! { "status": status.as_str() }, i64::from(limit), 0).await?;
+        let docs = self
+            .find_events(doc! { "status": status.as_str() }, i64::from(limit), 0)
+            .await?;
         docs.iter().map(event_from_doc).collect()
     }
 
@@ -262,7 +302,10 @@ impl OutboxStore for MongoStore {
             .ctx("Failed to look up an outbox event")?;
         match current {
             None => Err(StoreError::NotFound),
-            Some(d) => Err(StoreError::Conflict(format!("status:{}", d.get_str("status").unwrap_or("unknown")))),
+            Some(d) => Err(StoreError::Conflict(format!(
+                "status:{}",
+                d.get_str("status").unwrap_or("unknown")
+            ))),
         }
     }
 

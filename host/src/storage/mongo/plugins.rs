@@ -10,7 +10,9 @@ use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
 use mongodb::options::ReturnDocument;
 
 use super::MongoStore;
-use super::codec::{date, get_bytes, get_docs, get_id, get_opt_id, get_opt_str, get_str, get_time, get_u64, oid};
+use super::codec::{
+    date, get_bytes, get_docs, get_id, get_opt_id, get_opt_str, get_str, get_time, get_u64, oid,
+};
 use super::error::{MongoContext, backend, is_duplicate_key};
 use crate::domain::Id;
 use crate::storage::{ActivePlugin, PluginStore, PluginVersion, StoreError, StoreResult};
@@ -38,7 +40,11 @@ fn version_from_doc(d: &Document) -> StoreResult<PluginVersion> {
         slot: get_str(d, "slot")?,
         sha256: get_str(d, "sha256")?,
         // Listings leave the bytes out.
-        wasm: if d.contains_key("wasm") { get_bytes(d, "wasm")? } else { Vec::new() },
+        wasm: if d.contains_key("wasm") {
+            get_bytes(d, "wasm")?
+        } else {
+            Vec::new()
+        },
         config,
         policy: get_opt_str(d, "policy")?,
         created_at: get_time(d, "createdAt")?,
@@ -91,8 +97,15 @@ impl PluginStore for MongoStore {
         docs.iter().map(version_from_doc).collect()
     }
 
-    async fn set_active_plugin(&self, slot: &str, version_id: Option<Id>, at: DateTime<Utc>) -> StoreResult<ActivePlugin> {
-        let version = version_id.map(|id| Bson::ObjectId(oid(id))).unwrap_or(Bson::Null);
+    async fn set_active_plugin(
+        &self,
+        slot: &str,
+        version_id: Option<Id>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ActivePlugin> {
+        let version = version_id
+            .map(|id| Bson::ObjectId(oid(id)))
+            .unwrap_or(Bson::Null);
         let update = doc! {
             "$set": { "versionId": version, "updatedAt": date(at) },
             "$inc": { "generation": 1_i64 },
@@ -114,7 +127,9 @@ impl PluginStore for MongoStore {
                 Err(e) => return Err(backend(e, "Failed to set the active plugin")),
             }
         }
-        Err(StoreError::backend(anyhow::anyhow!("The active-plugin upsert returned no document")))
+        Err(StoreError::backend(anyhow::anyhow!(
+            "The active-plugin upsert returned no document"
+        )))
     }
 
     async fn active_plugins(&self) -> StoreResult<Vec<ActivePlugin>> {

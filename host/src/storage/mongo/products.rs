@@ -8,7 +8,9 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 
 use super::MongoStore;
-use super::codec::{date, get_currency, get_i64, get_id, get_opt_str, get_str, get_time, oid, oids};
+use super::codec::{
+    date, get_currency, get_i64, get_id, get_opt_str, get_str, get_time, oid, oids,
+};
 use super::error::{MongoContext, unique_violation};
 use crate::domain::{Id, Product, ProductPatch};
 use crate::storage::{ProductStore, StoreError, StoreResult};
@@ -44,7 +46,12 @@ fn product_from_doc(d: &Document) -> StoreResult<Product> {
 }
 
 impl MongoStore {
-    async fn find_products(&self, filter: Document, sort: Document, limit: Option<i64>) -> StoreResult<Vec<Product>> {
+    async fn find_products(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<Product>> {
         let docs: Vec<Document> = self
             .c
             .products
@@ -85,8 +92,12 @@ impl ProductStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.find_products(doc! { "_id": { "$in": oids(ids) } }, doc! { "_id": 1 }, None)
-            .await
+        self.find_products(
+            doc! { "_id": { "$in": oids(ids) } },
+            doc! { "_id": 1 },
+            None,
+        )
+        .await
     }
 
     async fn list_products(&self, after: Option<Id>, limit: u32) -> StoreResult<Vec<Product>> {
@@ -101,7 +112,12 @@ impl ProductStore for MongoStore {
             .await
     }
 
-    async fn update_product(&self, id: Id, patch: &ProductPatch, at: DateTime<Utc>) -> StoreResult<Product> {
+    async fn update_product(
+        &self,
+        id: Id,
+        patch: &ProductPatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Product> {
         let mut set = doc! { "updatedAt": date(at) };
         if let Some(name) = &patch.name {
             set.insert("name", name);
@@ -125,6 +141,10 @@ impl ProductStore for MongoStore {
             .return_document(ReturnDocument::After)
             .await
             .ctx("Failed to update a product")?;
-        updated.as_ref().map(product_from_doc).transpose()?.ok_or(StoreError::NotFound)
+        updated
+            .as_ref()
+            .map(product_from_doc)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
     }
 }

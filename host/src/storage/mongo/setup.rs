@@ -38,7 +38,9 @@ impl Topology {
     /// Reads a `hello` reply: a replica-set member names its set, a router says `isdbgrid`.
     pub fn from_hello(hello: &Document) -> Self {
         if let Ok(name) = hello.get_str("setName") {
-            return Topology::ReplicaSet { name: name.to_owned() };
+            return Topology::ReplicaSet {
+                name: name.to_owned(),
+            };
         }
         if hello.get_str("msg") == Ok("isdbgrid") {
             return Topology::Sharded;
@@ -59,11 +61,19 @@ impl fmt::Display for Topology {
 
 /// Asks the server what it is.
 pub async fn detect_topology(client: &Client) -> anyhow::Result<Topology> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("Failed to reach MongoDB (the hello command failed)")?;
+    let admin = client.database("admin");
+    let hello = match admin.run_command(doc! { "hello": 1 }).await {
+        Ok(reply) => reply,
+        // Servers before 4.4.2 know the same command as `isMaster`.
+        Err(err) if super::error::code(&err) == Some(COMMAND_NOT_FOUND) => admin
+            .run_command(doc! { "isMaster": 1 })
+            .await
+            .context("Failed to reach MongoDB (the isMaster command failed)")?,
+        Err(err) => {
+            return Err(anyhow::Error::new(err)
+                .context("Failed to reach MongoDB (the hello command failed)"));
+        }
+    };
     Ok(Topology::from_hello(&hello))
 }
 
@@ -104,7 +114,8 @@ pub async fn create_collections(db: &Database) -> anyhow::Result<()> {
             // Another instance starting at the same moment may have created it.
             const NAMESPACE_EXISTS: i32 = 48;
             if super::error::code(&err) != Some(NAMESPACE_EXISTS) {
-                return Err(anyhow::Error::new(err).context(format!("Failed to create the collection {name}")));
+                return Err(anyhow::Error::new(err)
+                    .context(format!("Failed to create the collection {name}")));
             }
         }
     }
@@ -122,23 +133,79 @@ struct IndexSpec {
 
 /// Every index the store's queries rely on.
 fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
-    let index = |collection, name, keys| IndexSpec { collection, name, keys, unique: false, ttl: None };
-    let unique = |collection, name, keys| IndexSpec { collection, name, keys, unique: true, ttl: None };
-    let ttl = |collection, name, keys, after| IndexSpec { collection, name, keys, unique: false, ttl: Some(after) };
+    let index = |collection, name, keys| IndexSpec {
+        collection,
+        name,
+        keys,
+        unique: false,
+        ttl: None,
+    };
+    let unique = |collection, name, keys| IndexSpec {
+        collection,
+        name,
+        keys,
+        unique: true,
+        ttl: None,
+    };
+    let ttl = |collection, name, keys, after| IndexSpec {
+        collection,
+        name,
+        keys,
+        unique: false,
+        ttl: Some(after),
+    };
     vec![
         unique(names::USERS, "users_email_unique", doc! { "email": 1 }),
-        unique(names::USERS, "users_username_unique", doc! { "username": 1 }),
-        index(names::REFRESH_FAMILIES, "refresh_families_by_user", doc! { "userId": 1 }),
-        index(names::REFRESH_TOKENS, "refresh_tokens_by_family", doc! { "familyId": 1 }),
+        unique(
+            names::USERS,
+            "users_username_unique",
+            doc! { "username": 1 },
+        ),
+        index(
+            names::REFRESH_FAMILIES,
+            "refresh_families_by_user",
+            doc! { "userId": 1 },
+        ),
+        index(
+            names::REFRESH_TOKENS,
+            "refresh_tokens_by_family",
+            doc! { "familyId": 1 },
+        ),
         unique(names::PRODUCTS, "products_sku_unique", doc! { "sku": 1 }),
         // Ids are ObjectIds, which start with their creation time: a user's orders newest first
         // is this index read backwards, and the page cursor is the last id seen.
-        index(names::ORDERS, "orders_by_user_created", doc! { "userId": 1, "_id": -1 }),
-        index(names::OUTBOX, "outbox_by_status_due", doc! { "status": 1, "nextAttemptAt": 1 }),
-        index(names::OUTBOX, "outbox_by_order", doc! { "orderId": 1, "orderSeq": 1 }),
-        ttl(names::IDEMPOTENCY_KEYS, "idempotency_keys_ttl", doc! { "createdAt": 1 }, IDEMPOTENCY_RETENTION),
-        ttl(names::INBOX, "inbox_ttl", doc! { "processedAt": 1 }, options.inbox_retention),
-        index(names::PLUGIN_VERSIONS, "plugin_versions_by_slot", doc! { "slot": 1, "_id": -1 }),
+        index(
+            names::ORDERS,
+            "orders_by_user_created",
+            doc! { "userId": 1, "_id": -1 },
+        ),
+        index(
+            names::OUTBOX,
+            "outbox_by_status_due",
+            doc! { "status": 1, "nextAttemptAt": 1 },
+        ),
+        index(
+            names::OUTBOX,
+            "outbox_by_order",
+            doc! { "orderId": 1, "orderSeq": 1 },
+        ),
+        ttl(
+            names::IDEMPOTENCY_KEYS,
+            "idempotency_keys_ttl",
+            doc! { "createdAt": 1 },
+            IDEMPOTENCY_RETENTION,
+        ),
+        ttl(
+            names::INBOX,
+            "inbox_ttl",
+            doc! { "processedAt": 1 },
+            options.inbox_retention,
+        ),
+        index(
+            names::PLUGIN_VERSIONS,
+            "plugin_versions_by_slot",
+            doc! { "slot": 1, "_id": -1 },
+        ),
     ]
 }
 
@@ -151,11 +218,20 @@ pub async fn create_indexes(db: &Database, options: &MongoOptions) -> anyhow::Re
             .unique(spec.unique.then_some(true))
             .expire_after(spec.ttl)
             .build();
-        let model = IndexModel::builder().keys(spec.keys.clone()).options(opts).build();
-        let created = db.collection::<Document>(spec.collection).create_index(model).await;
+        let model = IndexModel::builder()
+            .keys(spec.keys.clone())
+            .options(opts)
+            .build();
+        let created = db
+            .collection::<Document>(spec.collection)
+            .create_index(model)
+            .await;
         match created {
             Ok(_) => {}
-            Err(err) if spec.ttl.is_some() && super::error::code(&err) == Some(INDEX_OPTIONS_CONFLICT) => {
+            Err(err)
+                if spec.ttl.is_some()
+                    && super::error::code(&err) == Some(INDEX_OPTIONS_CONFLICT) =>
+            {
                 let seconds = spec.ttl.map(|t| t.as_secs() as i64).unwrap_or_default();
                 db.run_command(doc! {
                     "collMod": spec.collection,
@@ -163,7 +239,11 @@ pub async fn create_indexes(db: &Database, options: &MongoOptions) -> anyhow::Re
                 })
                 .await
                 .with_context(|| format!("Failed to change the TTL of index {}", spec.name))?;
-                tracing::info!(index = spec.name, seconds, "changed the TTL of a MongoDB index");
+                tracing::info!(
+                    index = spec.name,
+                    seconds,
+                    "changed the TTL of a MongoDB index"
+                );
             }
             Err(err) => {
                 return Err(anyhow::Error::new(err).context(format!(
@@ -176,6 +256,9 @@ pub async fn create_indexes(db: &Database, options: &MongoOptions) -> anyhow::Re
     Ok(())
 }
 
+/// Server code for an unknown command.
+const COMMAND_NOT_FOUND: i32 = 59;
+
 /// Server code for "an index with this name exists with other options".
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
@@ -187,16 +270,28 @@ mod tests {
     fn the_hello_reply_tells_replica_sets_routers_and_standalone_servers_apart() {
         let rs = Topology::from_hello(&doc! { "isWritablePrimary": true, "setName": "rs0" });
         assert_eq!(rs, Topology::ReplicaSet { name: "rs0".into() });
-        assert_eq!(Topology::from_hello(&doc! { "msg": "isdbgrid" }), Topology::Sharded);
-        assert_eq!(Topology::from_hello(&doc! { "isWritablePrimary": true }), Topology::Standalone);
+        assert_eq!(
+            Topology::from_hello(&doc! { "msg": "isdbgrid" }),
+            Topology::Sharded
+        );
+        assert_eq!(
+            Topology::from_hello(&doc! { "isWritablePrimary": true }),
+            Topology::Standalone
+        );
     }
 
     #[test]
     fn a_standalone_server_is_refused_with_the_fix_unless_explicitly_allowed() {
         let err = check_topology(&Topology::Standalone, &MongoOptions::default()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("replica set") && text.contains("docker compose"), "{text}");
-        let allowed = MongoOptions { allow_standalone: true, ..MongoOptions::default() };
+        assert!(
+            text.contains("replica set") && text.contains("docker compose"),
+            "{text}"
+        );
+        let allowed = MongoOptions {
+            allow_standalone: true,
+            ..MongoOptions::default()
+        };
         assert!(check_topology(&Topology::Standalone, &allowed).is_ok());
         let rs = Topology::ReplicaSet { name: "rs0".into() };
         assert!(check_topology(&rs, &MongoOptions::default()).is_ok());
@@ -204,10 +299,16 @@ mod tests {
 
     #[test]
     fn ttl_indexes_follow_the_idempotency_window_and_the_configured_inbox_retention() {
-        let options = MongoOptions { inbox_retention: Duration::from_secs(3600), ..MongoOptions::default() };
+        let options = MongoOptions {
+            inbox_retention: Duration::from_secs(3600),
+            ..MongoOptions::default()
+        };
         let specs = index_specs(&options);
         let ttl_of = |name: &str| specs.iter().find(|s| s.name == name).and_then(|s| s.ttl);
-        assert_eq!(ttl_of("idempotency_keys_ttl"), Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(
+            ttl_of("idempotency_keys_ttl"),
+            Some(Duration::from_secs(24 * 3600))
+        );
         assert_eq!(ttl_of("inbox_ttl"), Some(Duration::from_secs(3600)));
         assert_eq!(ttl_of("users_email_unique"), None);
     }

@@ -57,12 +57,22 @@ impl UserStore for MongoStore {
     }
 
     async fn user_by_id(&self, id: Id) -> StoreResult<Option<User>> {
-        let found = self.c.users.find_one(doc! { "_id": oid(id) }).await.ctx("Failed to look up a user")?;
+        let found = self
+            .c
+            .users
+            .find_one(doc! { "_id": oid(id) })
+            .await
+            .ctx("Failed to look up a user")?;
         found.as_ref().map(user_from_doc).transpose()
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let found = self.c.users.find_one(doc! { "email": email }).await.ctx("Failed to look up a user")?;
+        let found = self
+            .c
+            .users
+            .find_one(doc! { "email": email })
+            .await
+            .ctx("Failed to look up a user")?;
         found.as_ref().map(user_from_doc).transpose()
     }
 
@@ -70,19 +80,33 @@ impl UserStore for MongoStore {
         let result = self
             .c
             .users
-            .update_one(doc! { "_id": oid(id) }, doc! { "$set": { "role": role.as_str() } })
+            .update_one(
+                doc! { "_id": oid(id) },
+                doc! { "$set": { "role": role.as_str() } },
+            )
             .await
             .ctx("Failed to update a role")?;
-        if result.matched_count == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if result.matched_count == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 }
 
 impl MongoStore {
     /// Records that `hash` was issued to `family`.
-    async fn record_token(&self, hash: &[u8; 32], family: Id, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn record_token(
+        &self,
+        hash: &[u8; 32],
+        family: Id,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.c
             .refresh_tokens
-            .insert_one(doc! { "_id": hash_hex(hash), "familyId": oid(family), "issuedAt": date(at) })
+            .insert_one(
+                doc! { "_id": hash_hex(hash), "familyId": oid(family), "issuedAt": date(at) },
+            )
             .await
             .ctx("Failed to record a refresh token")?;
         Ok(())
@@ -129,7 +153,8 @@ impl TokenStore for MongoStore {
             })
             .await
             .ctx("Failed to insert a refresh-token family")?;
-        self.record_token(&grant.token_hash, grant.family_id, grant.issued_at).await
+        self.record_token(&grant.token_hash, grant.family_id, grant.issued_at)
+            .await
     }
 
     async fn rotate_refresh(
@@ -164,7 +189,10 @@ impl TokenStore for MongoStore {
             .await
             .ctx("Failed to rotate a refresh token")?;
         if let Some(family) = rotated {
-            return Ok(RotateOutcome::Rotated { user_id: get_id(&family, "userId")?, family_id });
+            return Ok(RotateOutcome::Rotated {
+                user_id: get_id(&family, "userId")?,
+                family_id,
+            });
         }
         // The new token was never handed out: forget it.
         self.c
@@ -199,4 +227,3 @@ impl TokenStore for MongoStore {
         }
     }
 }
-

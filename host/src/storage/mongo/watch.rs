@@ -50,7 +50,9 @@ impl WatchTarget {
                 { "updateDescription.updatedFields.status": "pending" },
             ] } }],
             WatchTarget::ActivePlugins => {
-                vec![doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }]
+                vec![
+                    doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } },
+                ]
             }
         }
     }
@@ -116,7 +118,9 @@ impl Wakeups {
     /// Stores the latest resume token so the next start resumes from here. A failure is only
     /// logged: it costs repeated wake-ups after a restart, nothing else.
     pub async fn save_token(&mut self) {
-        let Some(token) = self.stream.resume_token() else { return };
+        let Some(token) = self.stream.resume_token() else {
+            return;
+        };
         let token = match mongodb::bson::to_bson(&token) {
             Ok(token) => token,
             Err(err) => {
@@ -134,7 +138,9 @@ impl Wakeups {
             .await;
         match saved {
             Ok(_) => self.saved_at = Some(Instant::now()),
-            Err(err) => tracing::warn!(error = %err, target = self.target.name(), "Failed to store a change-stream resume token"),
+            Err(err) => {
+                tracing::warn!(error = %err, target = self.target.name(), "Failed to store a change-stream resume token")
+            }
         }
     }
 }
@@ -148,7 +154,10 @@ impl MongoStore {
     /// Opens a change stream on `target`, resuming after the stored token if there is one.
     pub async fn watch(&self, target: WatchTarget) -> Result<Wakeups, WatchError> {
         if !self.topology.supports_change_streams() {
-            return Err(WatchError::Unavailable(format!("MongoDB is a {}", self.topology)));
+            return Err(WatchError::Unavailable(format!(
+                "MongoDB is a {}",
+                self.topology
+            )));
         }
         let collection = match target {
             WatchTarget::Outbox => &self.c.outbox,
@@ -163,7 +172,11 @@ impl MongoStore {
             .map_err(WatchError::Failed)?;
         let token = token_from(stored.as_ref().and_then(|d| d.get("token")));
         let resuming = token.is_some();
-        let mut opened = collection.watch().pipeline(target.pipeline()).resume_after(token).await;
+        let mut opened = collection
+            .watch()
+            .pipeline(target.pipeline())
+            .resume_after(token)
+            .await;
         if let Err(err) = &opened
             && resuming
             && code(err).is_some_and(|c| CANNOT_RESUME.contains(&c))
@@ -173,9 +186,16 @@ impl MongoStore {
         }
         let stream = opened.map_err(|err| match code(&err) {
             Some(c) if UNSUPPORTED.contains(&c) => WatchError::Unavailable(err.to_string()),
-            _ => WatchError::Failed(anyhow::Error::new(err).context("Failed to open a change stream")),
+            _ => WatchError::Failed(
+                anyhow::Error::new(err).context("Failed to open a change stream"),
+            ),
         })?;
-        Ok(Wakeups { stream, tokens: self.c.resume_tokens.clone(), target, saved_at: None })
+        Ok(Wakeups {
+            stream,
+            tokens: self.c.resume_tokens.clone(),
+            target,
+            saved_at: None,
+        })
     }
 
     /// A change stream over new outbox events (see [`MongoStore::watch`]).
@@ -191,7 +211,12 @@ impl MongoStore {
     /// Runs a task that calls `notify.notify_one()` on every change of `target` until
     /// `shutdown`, reopening the stream with capped backoff after failures. Where change streams
     /// are unavailable it logs so once and ends: the caller's polling carries on alone.
-    pub fn spawn_wakeups(&self, target: WatchTarget, notify: Arc<Notify>, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub fn spawn_wakeups(
+        &self,
+        target: WatchTarget,
+        notify: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let mut failures: u32 = 0;
@@ -202,7 +227,10 @@ impl MongoStore {
                 };
                 match opened {
                     Ok(mut wakeups) => {
-                        tracing::info!(target = target.name(), "waking on a MongoDB change stream (polling continues as a fallback)");
+                        tracing::info!(
+                            target = target.name(),
+                            "waking on a MongoDB change stream (polling continues as a fallback)"
+                        );
                         failures = 0;
                         // Changes made while the stream was closed are not replayed without a
                         // token: let the caller look once.
@@ -228,11 +256,16 @@ impl MongoStore {
                         return;
                     }
                     Err(WatchError::Failed(err)) => {
-                        tracing::warn!(target = target.name(), error = format!("{err:#}"), "could not open a change stream; retrying");
+                        tracing::warn!(
+                            target = target.name(),
+                            error = format!("{err:#}"),
+                            "could not open a change stream; retrying"
+                        );
                     }
                 }
                 failures = failures.saturating_add(1);
-                let pause = Duration::from_millis(250u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30));
+                let pause = Duration::from_millis(250u64.saturating_mul(1 << failures.min(7)))
+                    .min(Duration::from_secs(30));
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(pause) => {}
