@@ -21,6 +21,9 @@ use crate::server::mib;
 use crate::stats::{Recorder, goal_line, lag_histogram};
 use crate::target::{Target, TargetArgs};
 
+/// Products in the catalog of every phase (each order takes 1–3 of them).
+const CATALOG: usize = 200;
+
 /// Options of `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -62,7 +65,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = target.memory();
     eprintln!("setting up customers and products …");
-    let fixture = Fixture::set_up(target.api.clone(), args.clients.min(64), 20).await?;
+    let fixture = Fixture::set_up(target.api.clone(), args.clients.min(64), CATALOG).await?;
     load::drive(
         &fixture,
         &Plan {
@@ -219,7 +222,7 @@ async fn in_process(args: &CompareArgs, phase: Duration) -> anyhow::Result<InPro
     eprintln!("in process: starting the plugin runtime …");
     let wasm_rules = inproc::wasm_rules().await?;
     let native_rules = inproc::native_rules();
-    let bench = Bench::new(20).await?;
+    let bench = Bench::new(CATALOG).await?;
     // Warm both paths (instance pool, page cache) before measuring.
     bench
         .service_rate(wasm_rules.clone(), args.clients, secs(0.5))
@@ -316,13 +319,16 @@ async fn hot_swap(fixture: &Fixture, args: &CompareArgs) -> anyhow::Result<SwapO
         tokio::spawn(async move {
             let mut rec = Recorder::default();
             let mut tick = tokio::time::interval(every);
+            // An upload slower than the period delays the next one instead of bunching up.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
+                let component = components[i % 2].clone();
                 i += 1;
                 let started = std::time::Instant::now();
                 let status = api
-                    .upload_plugin(&admin, "tax", components[i % 2].clone())
+                    .upload_plugin(&admin, "tax", component)
                     .await
                     .map_or(0, |s| s);
                 rec.record(status, started.elapsed());

@@ -28,8 +28,8 @@ pub struct LoadArgs {
     /// Customers to register (orders rotate through them); default: one per client, ≤ 64.
     #[arg(long)]
     pub customers: Option<usize>,
-    /// Products in the catalog.
-    #[arg(long, default_value_t = 20)]
+    /// Products in the catalog (each order takes 1–3 of them).
+    #[arg(long, default_value_t = 200)]
     pub products: usize,
     /// Seconds of closed-loop warm-up before measuring (not reported).
     #[arg(long, default_value_t = 1.0)]

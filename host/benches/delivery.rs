@@ -23,7 +23,10 @@ use chrono::Utc;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use orderd::consumer::{Consumer, ConsumerSettings};
-use orderd::domain::{Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role, User, Username};
+use orderd::domain::{
+    Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
+    User, Username,
+};
 use orderd::mail::{Mailer, OutgoingEmail, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
 use orderd::queue::embedded::EmbeddedQueue;
@@ -34,7 +37,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -42,7 +48,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         latency().await?;
         throughput().await
@@ -57,14 +65,35 @@ async fn latency() -> anyhow::Result<()> {
     let db = sqlite.db();
     let store: Arc<dyn Store> = Arc::new(sqlite);
     let queue = EmbeddedQueue::open(db, "events", 5).await?;
-    let mut plugin_settings = RuntimeSettings::default();
-    plugin_settings.cache_dir = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache"));
+    let plugin_settings = RuntimeSettings {
+        cache_dir: Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache"),
+        ),
+        ..RuntimeSettings::default()
+    };
     let renderer = Arc::new(PluginRuntime::with_embedded_defaults(plugin_settings).await?);
-    let mailer = Arc::new(Mailer::file("Shop <shop@example.com>", dir.path().join("mail"))?);
+    let mailer = Arc::new(Mailer::file(
+        "Shop <shop@example.com>",
+        dir.path().join("mail"),
+    )?);
     let wake = Arc::new(Notify::new());
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(Relay::new(store.clone(), queue.clone(), RelaySettings::default(), wake.clone()).run(stop.clone()));
-    let consumer = Arc::new(Consumer::new(store.clone(), queue.clone(), mailer, renderer, ConsumerSettings::default()));
+    let relay = tokio::spawn(
+        Relay::new(
+            store.clone(),
+            queue.clone(),
+            RelaySettings::default(),
+            wake.clone(),
+        )
+        .run(stop.clone()),
+    );
+    let consumer = Arc::new(Consumer::new(
+        store.clone(),
+        queue.clone(),
+        mailer,
+        renderer,
+        ConsumerSettings::default(),
+    ));
     let consumer = tokio::spawn(consumer.run(stop.clone()));
 
     let (user, product) = fixtures(&store).await?;
@@ -76,10 +105,14 @@ async fn latency() -> anyhow::Result<()> {
     let mut placing = tokio::task::JoinSet::new();
     for _ in 0..total {
         tick.tick().await;
-        let (store, wake, user, product) = (store.clone(), wake.clone(), user.clone(), product.clone());
+        let (store, wake, user, product) =
+            (store.clone(), wake.clone(), user.clone(), product.clone());
         placing.spawn(async move {
             let (order, takes, event) = order_of(&user, &product);
-            store.place_order(&order, &takes, &event, None).await.map(|_| order.id)
+            store
+                .place_order(&order, &takes, &event, None)
+                .await
+                .map(|_| order.id)
         });
         while let Some(done) = placing.try_join_next() {
             ids.push(done??);
@@ -97,7 +130,11 @@ async fn latency() -> anyhow::Result<()> {
         loop {
             let order = store.order(*id).await?.expect("order exists");
             if order.status == OrderStatus::Processed {
-                lags.push((order.processed_at.unwrap() - order.created_at).to_std().unwrap_or_default());
+                lags.push(
+                    (order.processed_at.unwrap() - order.created_at)
+                        .to_std()
+                        .unwrap_or_default(),
+                );
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "order {id} not processed");
@@ -179,11 +216,18 @@ fn order_of(user: &User, p: &Product) -> (Order, Vec<StockTake>, OutboxEvent) {
         failed_at: None,
     };
     let event = OutboxEvent::new(order.id, EventType::OrderCreated, serde_json::json!({}), at);
-    (order, vec![StockTake { product_id: p.id, quantity: 1 }], event)
+    (
+        order,
+        vec![StockTake {
+            product_id: p.id,
+            quantity: 1,
+        }],
+        event,
+    )
 }
 
-/// aiosmtpd from the project's test venv, stopped on drop.
-struct Aiosmtpd(std::process::Child, tempfile::TempDir);
+/// aiosmtpd from the project's test venv, stopped on drop (its Maildir with it).
+struct Aiosmtpd(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Aiosmtpd {
     fn drop(&mut self) {
@@ -197,9 +241,19 @@ async fn start_aiosmtpd(python: &Path) -> anyhow::Result<(Aiosmtpd, SocketAddr)>
     for sub in ["tmp", "new", "cur"] {
         std::fs::create_dir_all(maildir.path().join(sub))?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = std::process::Command::new(python)
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
         .arg(maildir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -231,7 +285,12 @@ async fn throughput() -> anyhow::Result<()> {
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv-services/bin/python");
     let (_aiosmtpd, _sink, addr, sink_name) = if python.exists() {
         let (server, addr) = start_aiosmtpd(&python).await?;
-        (Some(server), None, addr, "aiosmtpd (Mailbox handler, .venv-services)")
+        (
+            Some(server),
+            None,
+            addr,
+            "aiosmtpd (Mailbox handler, .venv-services)",
+        )
     } else {
         let sink = smtp_sink::SmtpSink::start().await;
         let addr = sink.addr;
@@ -252,7 +311,9 @@ async fn throughput() -> anyhow::Result<()> {
         lettre.send(probe.build(&email(i))?).await?;
     }
     let baseline = baseline_n as f64 / started.elapsed().as_secs_f64();
-    println!("lettre AsyncSmtpTransport, 1 connection:     {baseline:8.1} msg/s ({baseline_n} messages)");
+    println!(
+        "lettre AsyncSmtpTransport, 1 connection:     {baseline:8.1} msg/s ({baseline_n} messages)"
+    );
 
     let mut results = Vec::new();
     for pool_size in [1usize, 8] {
@@ -274,9 +335,14 @@ async fn throughput() -> anyhow::Result<()> {
             sent??;
         }
         let rate = n as f64 / started.elapsed().as_secs_f64();
-        println!("orderd SMTP sender, TCP_NODELAY, pool of {pool_size}: {rate:8.1} msg/s ({n} messages)");
+        println!(
+            "orderd SMTP sender, TCP_NODELAY, pool of {pool_size}: {rate:8.1} msg/s ({n} messages)"
+        );
         results.push(rate);
     }
-    println!("pooled sender / lettre baseline: {:.1}x", results[1] / baseline);
+    println!(
+        "pooled sender / lettre baseline: {:.1}x",
+        results[1] / baseline
+    );
     Ok(())
 }

@@ -41,12 +41,17 @@ pub struct DeliveryDeps {
 }
 
 /// Opens the queue `settings` name: embedded (in `db`) or SQS.
-pub async fn open_queue(settings: &QueueSettings, db: Option<SqliteDb>, db_path: &std::path::Path) -> anyhow::Result<Arc<dyn Queue>> {
+pub async fn open_queue(
+    settings: &QueueSettings,
+    db: Option<SqliteDb>,
+    db_path: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Queue>> {
     match settings.backend {
         QueueBackend::Embedded => {
             let db = match db {
                 Some(db) => db,
-                None => SqliteDb::open(db_path).context("Failed to open the database for the embedded queue")?,
+                None => SqliteDb::open(db_path)
+                    .context("Failed to open the database for the embedded queue")?,
             };
             let queue = EmbeddedQueue::open(db, &settings.name, settings.max_receives).await?;
             Ok(queue)
@@ -61,7 +66,11 @@ pub async fn open_queue(settings: &QueueSettings, db: Option<SqliteDb>, db_path:
 }
 
 /// Runs the chosen roles until `shutdown`, then waits for them to drain.
-pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    deps: DeliveryDeps,
+    roles: DeliveryRoles,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let result = run_inner(deps, roles, shutdown).await;
     if let Err(err) = &result {
         tracing::error!(error = format!("{err:#}"), "The delivery roles failed");
@@ -69,19 +78,36 @@ pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: Cancellatio
     result
 }
 
-async fn run_inner(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run_inner(
+    deps: DeliveryDeps,
+    roles: DeliveryRoles,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if !roles.relay && !roles.consumer {
         return Ok(());
     }
     let settings = &deps.settings;
-    let queue = open_queue(&settings.queue, deps.sqlite.clone(), &settings.database_path()).await?;
+    let queue = open_queue(
+        &settings.queue,
+        deps.sqlite.clone(),
+        &settings.database_path(),
+    )
+    .await?;
     let mut tasks = tokio::task::JoinSet::new();
     if roles.relay {
-        let relay = Relay::new(deps.store.clone(), queue.clone(), settings.relay.clone(), deps.order_committed.clone());
+        let relay = Relay::new(
+            deps.store.clone(),
+            queue.clone(),
+            settings.relay.clone(),
+            deps.order_committed.clone(),
+        );
         tasks.spawn(relay.run(shutdown.clone()));
     }
     if roles.consumer {
-        let mailer = Arc::new(Mailer::from_settings(&settings.mail, &settings.data_dir).context("Failed to set up the mailer")?);
+        let mailer = Arc::new(
+            Mailer::from_settings(&settings.mail, &settings.data_dir)
+                .context("Failed to set up the mailer")?,
+        );
         tracing::info!(transport = mailer.transport_name(), "Mailer ready");
         let consumer = Arc::new(Consumer::new(
             deps.store.clone(),
@@ -99,8 +125,13 @@ async fn run_inner(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: Cancellat
             tracing::info!(%addr, "Serving /processor/api/health");
             let (store, queue, token) = (deps.store.clone(), queue.clone(), shutdown.clone());
             tasks.spawn(async move {
-                if let Err(err) = crate::consumer::health::serve(listener, store, queue, token).await {
-                    tracing::error!(error = format!("{err:#}"), "The consumer health server failed");
+                if let Err(err) =
+                    crate::consumer::health::serve(listener, store, queue, token).await
+                {
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        "The consumer health server failed"
+                    );
                 }
             });
         }

@@ -5,8 +5,9 @@
 //! them published. The store never leases an event while an earlier event of its order is
 //! unpublished, so one order's events reach the queue in the order they were written.
 //! A failed publish counts an attempt and backs the event off exponentially, with jitter, up
-//! to a cap; after `max_attempts` it is `dead` (counted in `/metrics`, listed and retried
-//! through the admin outbox endpoints).
+//! to a cap; after `max_attempts` it is `dead` (counted in `/metrics` — the
+//! `orderd_outbox_events{status}` gauges are read from the store at scrape time — listed and
+//! retried through the admin outbox endpoints).
 //!
 //! The loop is sqlxmq-style: [`Relay::try_run_once`] does one pass and reports whether it
 //! found work; [`Relay::run`] owns the waiting: at once again after work, otherwise until an
@@ -15,7 +16,7 @@
 //! out and the events are claimed again.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{OutboxEvent, OutboxStatus};
+use crate::domain::OutboxEvent;
 use crate::queue::{MAX_BATCH, OutgoingMessage, Queue};
 use crate::storage::OutboxStore;
 
@@ -92,9 +93,20 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(outbox: Arc<dyn OutboxStore>, queue: Arc<dyn Queue>, settings: RelaySettings, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        outbox: Arc<dyn OutboxStore>,
+        queue: Arc<dyn Queue>,
+        settings: RelaySettings,
+        wake: Arc<Notify>,
+    ) -> Self {
         let owner = format!("relay-{}-{}", std::process::id(), crate::domain::Id::new());
-        Self { outbox, queue, owner, settings, wake }
+        Self {
+            outbox,
+            queue,
+            owner,
+            settings,
+            wake,
+        }
     }
 
     /// This instance's lease owner name.
@@ -123,17 +135,31 @@ impl Relay {
     async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
         let mut messages = Vec::with_capacity(events.len());
         for e in events {
-            let body = serde_json::to_string(&e.envelope()).context("Failed to encode an event envelope")?;
-            messages.push(OutgoingMessage { dedup_id: e.id.to_hex(), group_id: e.order_id.to_hex(), body });
+            let body = serde_json::to_string(&e.envelope())
+                .context("Failed to encode an event envelope")?;
+            messages.push(OutgoingMessage {
+                dedup_id: e.id.to_hex(),
+                group_id: e.order_id.to_hex(),
+                body,
+            });
         }
         let (sent, failed) = match self.queue.send_batch(&messages).await {
             Ok(report) => (report.sent, report.failed),
             Err(err) => {
                 let reason = format!("{:#}", anyhow::Error::new(err));
-                (Vec::new(), events.iter().map(|e| (e.id.to_hex(), reason.clone())).collect())
+                (
+                    Vec::new(),
+                    events
+                        .iter()
+                        .map(|e| (e.id.to_hex(), reason.clone()))
+                        .collect(),
+                )
             }
         };
-        let published: Vec<_> = events.iter().filter(|e| sent.contains(&e.id.to_hex())).collect();
+        let published: Vec<_> = events
+            .iter()
+            .filter(|e| sent.contains(&e.id.to_hex()))
+            .collect();
         if !published.is_empty() {
             let at = Utc::now();
             let ids: Vec<_> = published.iter().map(|e| e.id).collect();
@@ -144,7 +170,8 @@ impl Relay {
             metrics::counter!("orderd_outbox_published_total").increment(ids.len() as u64);
             for e in &published {
                 let lag = (at - e.occurred_at).to_std().unwrap_or_default();
-                metrics::histogram!("orderd_relay_commit_to_publish_seconds").record(lag.as_secs_f64());
+                metrics::histogram!("orderd_relay_commit_to_publish_seconds")
+                    .record(lag.as_secs_f64());
             }
         }
         for (id, reason) in failed {
@@ -178,32 +205,16 @@ impl Relay {
         Ok(())
     }
 
-    /// Refreshes the outbox gauges (`orderd_outbox_events{status}`).
-    pub async fn update_gauges(&self) -> anyhow::Result<()> {
-        for status in [OutboxStatus::Pending, OutboxStatus::Dead] {
-            let n = self.outbox.count_outbox(status).await.context("Failed to count outbox events")?;
-            metrics::gauge!("orderd_outbox_events", "status" => status.as_str()).set(n as f64);
-        }
-        Ok(())
-    }
-
     /// Runs passes until `shutdown`; the pass in progress when it fires is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
         let mut failures = 0u32;
-        let mut gauges_at = Instant::now() - Duration::from_secs(60);
         tracing::info!(owner = %self.owner, queue = self.queue.backend_name(), "Outbox relay started");
         while !shutdown.is_cancelled() {
             // Register before looking, so a commit during the pass still wakes the wait below.
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if gauges_at.elapsed() >= Duration::from_secs(1) {
-                gauges_at = Instant::now();
-                if let Err(err) = self.update_gauges().await {
-                    tracing::warn!(error = format!("{err:#}"), "Failed to update the outbox gauges");
-                }
-            }
             let pause = match self.try_run_once().await {
                 Ok(Outcome::Processed(_)) => {
                     failures = 0;
@@ -216,7 +227,11 @@ impl Relay {
                 Err(err) => {
                     failures += 1;
                     let pause = backoff(failures, poll, Duration::from_secs(30));
-                    tracing::error!(error = format!("{err:#}"), retry_in_ms = pause.as_millis() as u64, "Outbox relay pass failed");
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = pause.as_millis() as u64,
+                        "Outbox relay pass failed"
+                    );
                     pause
                 }
             };
@@ -242,7 +257,11 @@ mod tests {
             let full = base * (1 << (attempt - 1));
             for _ in 0..50 {
                 let d = backoff(attempt, base, cap);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} outside [{:?}, {full:?}]", full / 2);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} outside [{:?}, {full:?}]",
+                    full / 2
+                );
             }
         }
     }

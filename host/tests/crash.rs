@@ -25,7 +25,11 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(data: &Path, port: u16, run: usize) -> Server {
@@ -35,7 +39,10 @@ fn start(data: &Path, port: u16, run: usize) -> Server {
         .env("ORDERD_DATA_DIR", data)
         .env("ORDERD_HTTP__PORT", port.to_string())
         .env("ORDERD_RATE_LIMIT__ENABLED", "false")
-        .env("ORDERD_PLUGINS__CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+        .env(
+            "ORDERD_PLUGINS__CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
+        )
         .env("ORDERD_CONSUMER__VISIBILITY_MS", "2000")
         .env("ORDERD_CONSUMER__EMAIL_CLAIM_MS", "2000")
         .env("ORDERD_RELAY__LEASE_MS", "1000")
@@ -45,7 +52,10 @@ fn start(data: &Path, port: u16, run: usize) -> Server {
         .stderr(log)
         .spawn()
         .expect("start orderd");
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 async fn wait_ready(http: &reqwest::Client, server: &mut Server) {
@@ -56,13 +66,24 @@ async fn wait_ready(http: &reqwest::Client, server: &mut Server) {
         {
             return;
         }
-        assert!(server.child.try_wait().unwrap().is_none(), "orderd exited during start-up");
-        assert!(started.elapsed() < Duration::from_secs(60), "orderd did not become ready");
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "orderd exited during start-up"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "orderd did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> reqwest::Result<(u16, Value)> {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Result<(u16, Value)> {
     let mut req = http.post(url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -73,11 +94,25 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
 }
 
 async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
-    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let (status, body) = post(http, format!("{base}/api/auth/login"), None, json!({"email": email, "password": password})).await.unwrap();
+    let (status, body) = post(
+        http,
+        format!("{base}/api/auth/login"),
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     body["accessToken"].as_str().unwrap().to_owned()
 }
@@ -87,7 +122,10 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_owned();
     let port = free_port();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut server = start(&data, port, 0);
     wait_ready(&http, &mut server).await;
     let base = server.base.clone();
@@ -113,13 +151,21 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let (http, base, token, product_id) = (http.clone(), base.clone(), customer.clone(), product_id.clone());
+        let (http, base, token, product_id) = (
+            http.clone(),
+            base.clone(),
+            customer.clone(),
+            product_id.clone(),
+        );
         let (accepted, stop) = (accepted.clone(), stop.clone());
         clients.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let body = json!({"items": [{"productId": product_id, "quantity": 1}]});
                 match post(&http, format!("{base}/api/orders"), Some(&token), body).await {
-                    Ok((201, order)) => accepted.lock().unwrap().push(order["id"].as_str().unwrap().to_owned()),
+                    Ok((201, order)) => accepted
+                        .lock()
+                        .unwrap()
+                        .push(order["id"].as_str().unwrap().to_owned()),
                     Ok((status, body)) => assert!(status >= 500, "unexpected {status}: {body}"),
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
@@ -141,7 +187,11 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
         c.await.unwrap();
     }
     let accepted: Vec<String> = accepted.lock().unwrap().clone();
-    assert!(accepted.len() > 50, "too few orders to say anything: {}", accepted.len());
+    assert!(
+        accepted.len() > 50,
+        "too few orders to say anything: {}",
+        accepted.len()
+    );
 
     // Every accepted order reaches `processed`.
     let started = Instant::now();
@@ -151,7 +201,11 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
             if order["status"] == "processed" {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "order {id} stuck in {}", order["status"]);
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "order {id} stuck in {}",
+                order["status"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -171,15 +225,40 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
             None => break,
         }
     }
-    let held: HashSet<String> = all.iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect();
-    assert!(accepted.iter().all(|id| held.contains(id)), "a 201'd order is missing");
-    let units: i64 = all.iter().map(|o| o["items"][0]["quantity"].as_i64().unwrap()).sum();
-    let product = http.get(format!("{base}/api/products/{product_id}")).send().await.unwrap().json::<Value>().await.unwrap();
-    assert_eq!(INITIAL_STOCK - product["stock"].as_i64().unwrap(), units, "stock does not add up");
+    let held: HashSet<String> = all
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        accepted.iter().all(|id| held.contains(id)),
+        "a 201'd order is missing"
+    );
+    let units: i64 = all
+        .iter()
+        .map(|o| o["items"][0]["quantity"].as_i64().unwrap())
+        .sum();
+    let product = http
+        .get(format!("{base}/api/products/{product_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        INITIAL_STOCK - product["stock"].as_i64().unwrap(),
+        units,
+        "stock does not add up"
+    );
 
     // Nothing left in the outbox.
     for status in ["pending", "dead"] {
-        let page = get(&http, format!("{base}/api/admin/outbox?status={status}"), &admin).await;
+        let page = get(
+            &http,
+            format!("{base}/api/admin/outbox?status={status}"),
+            &admin,
+        )
+        .await;
         assert_eq!(page["total"], 0, "{status} outbox events left: {page}");
     }
 
@@ -189,7 +268,9 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "eml") {
             let raw = std::fs::read(&path).unwrap();
-            let mail = mail_parser::MessageParser::default().parse(&raw[..]).unwrap();
+            let mail = mail_parser::MessageParser::default()
+                .parse(&raw[..])
+                .unwrap();
             let subject = mail.subject().unwrap_or_default();
             if let Some(id) = held.iter().find(|id| subject.contains(id.as_str())) {
                 *per_order.entry(id.clone()).or_default() += 1;
@@ -197,21 +278,36 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
         }
     }
     for id in &accepted {
-        assert_eq!(per_order.get(id), Some(&1), "order {id} has {:?} e-mails", per_order.get(id));
+        assert_eq!(
+            per_order.get(id),
+            Some(&1),
+            "order {id} has {:?} e-mails",
+            per_order.get(id)
+        );
     }
-    eprintln!("{} accepted orders ({} held) over {KILLS} SIGKILLs: all processed, one e-mail each", accepted.len(), held.len());
+    eprintln!(
+        "{} accepted orders ({} held) over {KILLS} SIGKILLs: all processed, one e-mail each",
+        accepted.len(),
+        held.len()
+    );
 
     // A graceful stop at the end.
     nix_term(&server.child);
     let started = Instant::now();
     while server.child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(15), "orderd did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "orderd did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Sends SIGTERM (std only offers SIGKILL).
 fn nix_term(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }

@@ -236,6 +236,7 @@ async fn outage_run(
     let before = steady.acked();
     proxy.cut();
     tokio::time::sleep(Duration::from_secs_f64(args.outage)).await;
+    let waiting = waiting_among_last(&fixture, &steady, 20).await;
     proxy.restore();
     let during = steady.acked() - before;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -243,7 +244,7 @@ async fn outage_run(
     let started = Instant::now();
     let verdict = verify(&fixture, &acked, mail_dir, Duration::from_secs(120)).await?;
     println!(
-        "  outage {:.0} s: {during} orders acknowledged during it, {unacked} requests not acknowledged; all settled {:.1} s after the load",
+        "  outage {:.0} s: {during} orders acknowledged during it ({waiting} of the last 20 waiting at its end), {unacked} requests not acknowledged; all settled {:.1} s after the load",
         args.outage,
         started.elapsed().as_secs_f64()
     );
@@ -251,6 +252,23 @@ async fn outage_run(
     println!("  outbox: {}", outbox_gauges(&fixture.api).await);
     server.stop(Duration::from_secs(15)).await?;
     Ok(verdict.lost == 0 && verdict.duplicates == 0)
+}
+
+/// How many of the `n` most recently acknowledged orders are not processed yet.
+async fn waiting_among_last(fixture: &Fixture, steady: &Steady, n: usize) -> usize {
+    let last: Vec<String> = {
+        let acked = steady.acked.lock().expect("acked lock");
+        acked.iter().rev().take(n).cloned().collect()
+    };
+    let mut waiting = 0;
+    for id in &last {
+        if let Ok(Some(order)) = fixture.api.order(&fixture.admin, id).await
+            && order.status != "processed"
+        {
+            waiting += 1;
+        }
+    }
+    waiting
 }
 
 /// The `orderd_outbox_events` gauges from `/metrics`, e.g. `pending=0 published=2000`.

@@ -30,9 +30,13 @@ pub struct Verdict {
     pub messages: usize,
     /// Acknowledged orders without any e-mail.
     pub without_email: usize,
-    /// Extra e-mails: per order, deliveries beyond the first (another event or the same
-    /// Message-ID delivered again).
+    /// Duplicate e-mails: per order, distinct Message-IDs beyond the first (a second e-mail
+    /// that no mail system could recognise as a repeat).
     pub duplicates: usize,
+    /// Repeated deliveries of one Message-ID: the documented crash window (the process died
+    /// after the SMTP server accepted the message, before the send was recorded). A mail
+    /// system that drops repeated Message-IDs shows the customer one e-mail.
+    pub redeliveries: usize,
     /// Acknowledged orders that did not end processed with an e-mail.
     pub lost: usize,
 }
@@ -45,10 +49,11 @@ impl Verdict {
             self.acked, self.processed, self.failed, self.missing, self.stuck
         );
         println!(
-            "  {label}: e-mails {} ({} orders without one), duplicate e-mails {} (goal 0), lost {} (goal 0)  {}",
+            "  {label}: e-mails {} ({} orders without one), duplicate e-mails {} (goal 0), same Message-ID delivered again {}, lost {} (goal 0)  {}",
             self.messages,
             self.without_email,
             self.duplicates,
+            self.redeliveries,
             self.lost,
             if self.duplicates == 0 && self.lost == 0 {
                 "met"
@@ -97,7 +102,10 @@ pub async fn verify(
                     verdict.lost += 1;
                 }
             }
-            Some(n) => verdict.duplicates += n - 1,
+            Some(mail) => {
+                verdict.duplicates += mail.message_ids.len().saturating_sub(1);
+                verdict.redeliveries += mail.deliveries - mail.message_ids.len();
+            }
         }
     }
     Ok(verdict)
@@ -151,12 +159,21 @@ async fn final_statuses(
     }
 }
 
-/// Delivered e-mails: how many messages, and per order id how many deliveries.
+/// Delivered e-mails: how many messages, and per order id what was delivered.
 #[derive(Debug, Default)]
 pub struct MailCount {
     pub messages: usize,
-    /// Order id → deliveries naming it.
-    pub per_order: HashMap<String, usize>,
+    /// Order id → the e-mails naming it.
+    pub per_order: HashMap<String, OrderMail>,
+}
+
+/// The e-mails of one order.
+#[derive(Debug, Default)]
+pub struct OrderMail {
+    /// Messages delivered.
+    pub deliveries: usize,
+    /// Their distinct Message-IDs.
+    pub message_ids: HashSet<String>,
 }
 
 /// Reads every message file in `dir` and attributes each to the known order id its Subject
@@ -191,8 +208,11 @@ pub fn count_mail(dir: &Path, known: &HashSet<&str>) -> anyhow::Result<MailCount
             ids.sort();
             ids.dedup();
         }
-        for id in ids.into_iter().take(1) {
-            *count.per_order.entry(id).or_default() += 1;
+        let message_id = header(&text, "message-id").unwrap_or_else(|| name.clone());
+        if let Some(id) = ids.into_iter().next() {
+            let mail = count.per_order.entry(id).or_default();
+            mail.deliveries += 1;
+            mail.message_ids.insert(message_id);
         }
     }
     Ok(count)

@@ -76,15 +76,32 @@ impl CreateArgs {
             .context("Failed to start the async runtime")?;
         let created = runtime.block_on(async {
             let client = crate::queue::sqs::client(&settings).await;
-            crate::queue::sqs::create_queues(&client, &settings.name, settings.fifo, settings.max_receives).await
+            crate::queue::sqs::create_queues(
+                &client,
+                &settings.name,
+                settings.fifo,
+                settings.max_receives,
+            )
+            .await
         })?;
         println!("queue             {}  {}", settings.name, created.queue_url);
-        println!("dead-letter queue {}  {}", dead_letter_name(&settings.name), created.dead_letter_url);
-        println!("messages move to the dead-letter queue after {} receives", settings.max_receives);
-        println!("serve with: ORDERD_QUEUE__BACKEND=sqs ORDERD_QUEUE__NAME={}{}", settings.name, match &settings.endpoint {
-            Some(e) => format!(" ORDERD_QUEUE__ENDPOINT={e}"),
-            None => String::new(),
-        });
+        println!(
+            "dead-letter queue {}  {}",
+            dead_letter_name(&settings.name),
+            created.dead_letter_url
+        );
+        println!(
+            "messages move to the dead-letter queue after {} receives",
+            settings.max_receives
+        );
+        println!(
+            "serve with: ORDERD_QUEUE__BACKEND=sqs ORDERD_QUEUE__NAME={}{}",
+            settings.name,
+            match &settings.endpoint {
+                Some(e) => format!(" ORDERD_QUEUE__ENDPOINT={e}"),
+                None => String::new(),
+            }
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -79,7 +79,11 @@ pub fn stored_order(order: &Order, customer: &User) -> StoredOrder {
             region: a.region.clone(),
             postal_code: a.postal_code.clone(),
         }),
-        created_at: order.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        cancelled_at: order.cancelled_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        created_at: order
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        cancelled_at: order
+            .cancelled_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     }
 }

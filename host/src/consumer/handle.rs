@@ -53,26 +53,43 @@ impl Consumer {
     }
 
     async fn try_process(&self, message: &ReceivedMessage) -> Step<()> {
-        let envelope: Envelope = serde_json::from_str(&message.body).map_err(|_| Verdict::Poison("malformed-body"))?;
+        let envelope: Envelope =
+            serde_json::from_str(&message.body).map_err(|_| Verdict::Poison("malformed-body"))?;
         let kind = EventType::parse(&envelope.event_type).ok_or(Verdict::Poison("unknown-type"))?;
         if self.store.inbox_contains(envelope.event_id).await? {
             return Ok(());
         }
-        let order = self.store.order(envelope.order_id).await?.ok_or(Verdict::Poison("unknown-order"))?;
+        let order = self
+            .store
+            .order(envelope.order_id)
+            .await?
+            .ok_or(Verdict::Poison("unknown-order"))?;
         match kind {
             EventType::OrderCreated => self.order_created(envelope.event_id, order).await?,
-            EventType::OrderCancelled => self.send_email(envelope.event_id, EmailKind::Cancellation, &order).await?,
+            EventType::OrderCancelled => {
+                self.send_email(envelope.event_id, EmailKind::Cancellation, &order)
+                    .await?
+            }
         }
-        self.store.inbox_record(envelope.event_id, Utc::now()).await?;
+        self.store
+            .inbox_record(envelope.event_id, Utc::now())
+            .await?;
         Ok(())
     }
 
     async fn order_created(&self, event_id: Id, mut order: Order) -> Step<()> {
         if order.status == OrderStatus::Pending {
-            order = match self.transition(order.id, &[OrderStatus::Pending], OrderStatus::Processing).await? {
+            order = match self
+                .transition(order.id, &[OrderStatus::Pending], OrderStatus::Processing)
+                .await?
+            {
                 Some(updated) => updated,
                 // Someone else moved it on: look again.
-                None => self.store.order(order.id).await?.ok_or(Verdict::Poison("unknown-order"))?,
+                None => self
+                    .store
+                    .order(order.id)
+                    .await?
+                    .ok_or(Verdict::Poison("unknown-order"))?,
             };
         }
         match order.status {
@@ -80,19 +97,32 @@ impl Consumer {
             // Done before, cancelled meanwhile, or given up on: nothing to send.
             OrderStatus::Processed | OrderStatus::Cancelled | OrderStatus::Failed => return Ok(()),
             OrderStatus::Pending => {
-                return Err(Verdict::Retry(anyhow::anyhow!("order {} is still pending", order.id)));
+                return Err(Verdict::Retry(anyhow::anyhow!(
+                    "order {} is still pending",
+                    order.id
+                )));
             }
         }
-        self.send_email(event_id, EmailKind::Confirmation, &order).await?;
-        if let Some(done) = self.transition(order.id, &[OrderStatus::Processing], OrderStatus::Processed).await? {
+        self.send_email(event_id, EmailKind::Confirmation, &order)
+            .await?;
+        if let Some(done) = self
+            .transition(order.id, &[OrderStatus::Processing], OrderStatus::Processed)
+            .await?
+        {
             let lag = (Utc::now() - done.created_at).to_std().unwrap_or_default();
-            metrics::histogram!("orderd_order_commit_to_processed_seconds").record(lag.as_secs_f64());
+            metrics::histogram!("orderd_order_commit_to_processed_seconds")
+                .record(lag.as_secs_f64());
         }
         Ok(())
     }
 
     /// A conditional transition; `None` when the order was no longer in `from`.
-    async fn transition(&self, id: Id, from: &[OrderStatus], to: OrderStatus) -> Step<Option<Order>> {
+    async fn transition(
+        &self,
+        id: Id,
+        from: &[OrderStatus],
+        to: OrderStatus,
+    ) -> Step<Option<Order>> {
         match self.store.transition_order(id, from, to, Utc::now()).await {
             Ok(order) => Ok(Some(order)),
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -103,18 +133,30 @@ impl Consumer {
 
     /// Renders, claims, sends and records the e-mail of `event_id`, unless already sent.
     async fn send_email(&self, event_id: Id, kind: EmailKind, order: &Order) -> Step<()> {
-        let customer = self.store.user_by_id(order.user_id).await?.ok_or(Verdict::Poison("unknown-customer"))?;
+        let customer = self
+            .store
+            .user_by_id(order.user_id)
+            .await?
+            .ok_or(Verdict::Poison("unknown-customer"))?;
         let rendered = self
             .renderer
             .render(kind, &stored_order(order, &customer))
             .await
-            .map_err(|e| Verdict::Retry(e.context(format!("Failed to render the {} e-mail", kind.as_str()))))?;
+            .map_err(|e| {
+                Verdict::Retry(e.context(format!("Failed to render the {} e-mail", kind.as_str())))
+            })?;
         let now = Utc::now();
         let until = now + chrono::Duration::milliseconds(self.settings.email_claim_ms as i64);
-        match self.store.claim_email(event_id, &self.owner, now, until).await? {
+        match self
+            .store
+            .claim_email(event_id, &self.owner, now, until)
+            .await?
+        {
             EmailClaim::AlreadySent => return Ok(()),
             EmailClaim::InProgress => {
-                return Err(Verdict::Retry(anyhow::anyhow!("another delivery of event {event_id} is sending its e-mail")));
+                return Err(Verdict::Retry(anyhow::anyhow!(
+                    "another delivery of event {event_id} is sending its e-mail"
+                )));
             }
             EmailClaim::Claimed => {}
         }
@@ -130,18 +172,26 @@ impl Consumer {
             if let Err(release) = self.store.release_email(event_id, &self.owner).await {
                 tracing::warn!(error = %release, %event_id, "Failed to release an e-mail claim; it expires by itself");
             }
-            return Err(Verdict::Retry(err.context(format!("Failed to send the {} e-mail", kind.as_str()))));
+            return Err(Verdict::Retry(
+                err.context(format!("Failed to send the {} e-mail", kind.as_str())),
+            ));
         }
-        self.store.finish_email(event_id, &email.message_id, Utc::now()).await?;
+        self.store
+            .finish_email(event_id, &email.message_id, Utc::now())
+            .await?;
         Ok(())
     }
 
     /// Deletes, leaves or gives up on a handled message according to `verdict`.
     pub(super) async fn settle(&self, message: &ReceivedMessage, verdict: &Verdict) {
-        let at_limit = self.queue.max_receives().is_some_and(|limit| message.receive_count >= limit);
+        let at_limit = self
+            .queue
+            .max_receives()
+            .is_some_and(|limit| message.receive_count >= limit);
         match verdict {
             Verdict::Done => {
-                metrics::counter!("orderd_consumer_messages_total", "outcome" => "processed").increment(1);
+                metrics::counter!("orderd_consumer_messages_total", "outcome" => "processed")
+                    .increment(1);
                 if let Err(err) = self.queue.delete(&message.receipt).await {
                     // The work is recorded: a redelivery finds the event in the inbox.
                     tracing::warn!(error = %err, message_id = %message.message_id, "Failed to delete a handled message");
@@ -152,7 +202,8 @@ impl Consumer {
                 tracing::error!(reason, message_id = %message.message_id, receive_count = message.receive_count, at_limit, "Message cannot be handled; it goes to the dead-letter queue after the receive limit");
             }
             Verdict::Retry(err) => {
-                metrics::counter!("orderd_consumer_messages_total", "outcome" => "retry").increment(1);
+                metrics::counter!("orderd_consumer_messages_total", "outcome" => "retry")
+                    .increment(1);
                 tracing::warn!(error = format!("{err:#}"), message_id = %message.message_id, receive_count = message.receive_count, at_limit, "Message handling failed; it will be retried");
                 if at_limit {
                     self.give_up(message).await;
@@ -161,25 +212,39 @@ impl Consumer {
         }
         if at_limit && !matches!(verdict, Verdict::Done) {
             // Return it now so the next receive moves it to the dead-letter queue.
-            let _ = self.queue.change_visibility(&message.receipt, Duration::ZERO).await;
+            let _ = self
+                .queue
+                .change_visibility(&message.receipt, Duration::ZERO)
+                .await;
         }
     }
 
     /// The last allowed attempt of an `order.created` failed: the order becomes `failed`.
     async fn give_up(&self, message: &ReceivedMessage) {
-        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) else { return };
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) else {
+            return;
+        };
         if EventType::parse(&envelope.event_type) != Some(EventType::OrderCreated) {
             return;
         }
         let id = envelope.order_id;
         let now = Utc::now();
-        let _ = self.store.transition_order(id, &[OrderStatus::Pending], OrderStatus::Processing, now).await;
-        match self.store.transition_order(id, &[OrderStatus::Processing], OrderStatus::Failed, now).await {
+        let _ = self
+            .store
+            .transition_order(id, &[OrderStatus::Pending], OrderStatus::Processing, now)
+            .await;
+        match self
+            .store
+            .transition_order(id, &[OrderStatus::Processing], OrderStatus::Failed, now)
+            .await
+        {
             Ok(_) => {
                 metrics::counter!("orderd_orders_failed_total").increment(1);
                 tracing::error!(order_id = %id, event_id = %envelope.event_id, "Order failed after the delivery attempt limit");
             }
-            Err(err) => tracing::warn!(error = %err, order_id = %id, "Failed to mark an order failed"),
+            Err(err) => {
+                tracing::warn!(error = %err, order_id = %id, "Failed to mark an order failed")
+            }
         }
     }
 }

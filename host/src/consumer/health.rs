@@ -21,13 +21,19 @@ struct HealthState {
 
 /// The health router: 200 with the queue depth when the store answers, 503 otherwise.
 pub fn router(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Router {
-    Router::new().route("/processor/api/health", get(health)).with_state(HealthState { store, queue })
+    Router::new()
+        .route("/processor/api/health", get(health))
+        .with_state(HealthState { store, queue })
 }
 
 async fn health(State(state): State<HealthState>) -> (http::StatusCode, Json<Value>) {
     let store_ok = state.store.ping().await.is_ok();
     let depth = state.queue.depth().await.ok();
-    let status = if store_ok { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store_ok {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if store_ok { "ok" } else { "unavailable" },
         "role": "consumer",

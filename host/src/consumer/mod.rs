@@ -97,9 +97,21 @@ impl Consumer {
         renderer: Arc<dyn EmailRenderer>,
         settings: ConsumerSettings,
     ) -> Self {
-        let owner = format!("consumer-{}-{}", std::process::id(), crate::domain::Id::new());
+        let owner = format!(
+            "consumer-{}-{}",
+            std::process::id(),
+            crate::domain::Id::new()
+        );
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        Self { store, queue, mailer, renderer, settings, owner, permits }
+        Self {
+            store,
+            queue,
+            mailer,
+            renderer,
+            settings,
+            owner,
+            permits,
+        }
     }
 
     /// The queue this consumer reads.
@@ -145,7 +157,8 @@ impl Consumer {
                 }
             }
         };
-        metrics::histogram!("orderd_consumer_handle_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("orderd_consumer_handle_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.settle(&message, &verdict).await;
         verdict
     }
@@ -174,7 +187,9 @@ impl Consumer {
                 Ok(messages) => {
                     failures = 0;
                     for message in messages {
-                        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else { break };
+                        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                            break;
+                        };
                         let this = Arc::clone(&self);
                         tasks.spawn(async move {
                             this.handle(message).await;
@@ -184,8 +199,16 @@ impl Consumer {
                 }
                 Err(err) => {
                     failures += 1;
-                    let pause = backoff(failures, Duration::from_millis(200), Duration::from_secs(30));
-                    tracing::error!(error = format!("{:#}", anyhow::Error::new(err)), retry_in_ms = pause.as_millis() as u64, "Failed to receive messages");
+                    let pause = backoff(
+                        failures,
+                        Duration::from_millis(200),
+                        Duration::from_secs(30),
+                    );
+                    tracing::error!(
+                        error = format!("{:#}", anyhow::Error::new(err)),
+                        retry_in_ms = pause.as_millis() as u64,
+                        "Failed to receive messages"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.cancelled() => break,
@@ -199,7 +222,10 @@ impl Consumer {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(left = tasks.len(), "Consumer drain deadline passed; unfinished messages return to the queue");
+            tracing::warn!(
+                left = tasks.len(),
+                "Consumer drain deadline passed; unfinished messages return to the queue"
+            );
             tasks.abort_all();
         }
         tracing::info!(owner = %self.owner, held, "Consumer stopped");

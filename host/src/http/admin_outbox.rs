@@ -93,7 +93,10 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(list_outbox, retry_event), components(schemas(OutboxEventDto, OutboxPage, RetryResult)))]
+#[openapi(
+    paths(list_outbox, retry_event),
+    components(schemas(OutboxEventDto, OutboxPage, RetryResult))
+)]
 pub struct AdminOutboxApi;
 
 /// Lists outbox events of one status (admin).
@@ -111,12 +114,21 @@ pub async fn list_outbox(
 ) -> Result<Json<OutboxPage>, ApiError> {
     let status = match query.status.as_deref() {
         None => OutboxStatus::Dead,
-        Some(s) => OutboxStatus::parse(s)
-            .ok_or_else(|| ApiError::invalid("status", "invalid-value", "must be dead, pending or published"))?,
+        Some(s) => OutboxStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                "invalid-value",
+                "must be dead, pending or published",
+            )
+        })?,
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid("limit", "out-of-range", format!("must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::invalid(
+            "limit",
+            "out-of-range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     let events = state.store.list_outbox(status, limit as u32).await?;
     let total = state.store.count_outbox(status).await?;
@@ -146,5 +158,8 @@ pub async fn retry_event(
     state.store.retry_outbox(id, Utc::now()).await?;
     tracing::info!(event_id = %id, admin = %admin.id, "Dead outbox event put back to pending");
     state.order_committed.notify_waiters();
-    Ok(Json(RetryResult { id: id.to_hex(), status: OutboxStatus::Pending.as_str().to_owned() }))
+    Ok(Json(RetryResult {
+        id: id.to_hex(),
+        status: OutboxStatus::Pending.as_str().to_owned(),
+    }))
 }

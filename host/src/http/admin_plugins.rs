@@ -5,7 +5,8 @@
 //! component as the body (at most 10 MiB). Settings go in the query string:
 //! `policy=fail-closed|fallback` (once; omitted keeps each instance's configured policy) and
 //! `config=key=value` (repeatable, in order; URL-encode the inner `=` as `%3D` or not, the
-//! first `=` after `config` splits). Example:
+//! first `=` after `config` splits; omitted uses each instance's configured config of the
+//! slot). Example:
 //! `PUT /api/admin/plugins/tax?policy=fallback&config=rate.default%3D1200&config=rate.essentials%3D500`.
 
 use axum::body::Bytes;

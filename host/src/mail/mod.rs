@@ -153,7 +153,8 @@ pub struct OutgoingEmail {
 
 enum Transport {
     File(PathBuf),
-    Smtp(smtp::SmtpPool),
+    /// Boxed: the pool is much larger than a path.
+    Smtp(Box<smtp::SmtpPool>),
 }
 
 /// Sends e-mail through the configured transport. One per process, shared.
@@ -168,7 +169,10 @@ impl std::fmt::Debug for Mailer {
             Transport::File(dir) => format!("file:{}", dir.display()),
             Transport::Smtp(pool) => format!("{pool:?}"),
         };
-        f.debug_struct("Mailer").field("from", &self.from.to_string()).field("transport", &transport).finish()
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("transport", &transport)
+            .finish()
     }
 }
 
@@ -177,7 +181,10 @@ impl Mailer {
     pub fn from_settings(settings: &MailSettings, data_dir: &Path) -> anyhow::Result<Self> {
         match settings.transport {
             MailTransportKind::File => {
-                let dir = settings.dir.clone().unwrap_or_else(|| data_dir.join("mail"));
+                let dir = settings
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("mail"));
                 Self::file(&settings.from, dir)
             }
             MailTransportKind::Smtp => Self::smtp(&settings.from, settings.smtp.clone()),
@@ -186,13 +193,20 @@ impl Mailer {
 
     /// Writes `.eml` files into `dir` (created if missing).
     pub fn file(from: &str, dir: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the mail directory {}", dir.display()))?;
-        Ok(Self { from: parse_mailbox(from)?, transport: Transport::File(dir) })
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("Failed to create the mail directory {}", dir.display()))?;
+        Ok(Self {
+            from: parse_mailbox(from)?,
+            transport: Transport::File(dir),
+        })
     }
 
     /// Sends over SMTP through a connection pool.
     pub fn smtp(from: &str, settings: SmtpSettings) -> anyhow::Result<Self> {
-        Ok(Self { from: parse_mailbox(from)?, transport: Transport::Smtp(smtp::SmtpPool::new(settings)?) })
+        Ok(Self {
+            from: parse_mailbox(from)?,
+            transport: Transport::Smtp(Box::new(smtp::SmtpPool::new(settings)?)),
+        })
     }
 
     /// The transport's name for logs and metrics.
@@ -205,14 +219,20 @@ impl Mailer {
 
     /// Builds the message: From, To, Subject, Message-ID, and a text + HTML alternative.
     pub fn build(&self, email: &OutgoingEmail) -> anyhow::Result<Message> {
-        let to_addr = email.to.parse().with_context(|| format!("Invalid recipient address {:?}", email.to))?;
+        let to_addr = email
+            .to
+            .parse()
+            .with_context(|| format!("Invalid recipient address {:?}", email.to))?;
         let to_name = (!email.to_name.is_empty()).then(|| email.to_name.clone());
         Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(to_name, to_addr))
             .subject(email.subject.clone())
             .message_id(Some(email.message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
             .context("Failed to build the e-mail")
     }
 
@@ -233,7 +253,8 @@ impl Mailer {
 }
 
 fn parse_mailbox(s: &str) -> anyhow::Result<Mailbox> {
-    s.parse().map_err(|e| anyhow!("Invalid From mailbox {s:?}: {e}"))
+    s.parse()
+        .map_err(|e| anyhow!("Invalid From mailbox {s:?}: {e}"))
 }
 
 /// The file name for a Message-ID: its characters that are safe in a file name.
@@ -241,7 +262,13 @@ fn eml_name(message_id: &str) -> String {
     let stem: String = message_id
         .trim_matches(|c| c == '<' || c == '>')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{stem}.eml")
 }
@@ -276,7 +303,10 @@ mod tests {
     fn the_message_id_is_derived_from_the_event_id() {
         let id = Id::parse("65f0c0ffee0000000000abcd").unwrap();
         assert_eq!(message_id_for(id), "<65f0c0ffee0000000000abcd@orderd>");
-        assert_eq!(eml_name(&message_id_for(id)), "65f0c0ffee0000000000abcd_orderd.eml");
+        assert_eq!(
+            eml_name(&message_id_for(id)),
+            "65f0c0ffee0000000000abcd_orderd.eml"
+        );
     }
 
     #[tokio::test]
@@ -287,10 +317,17 @@ mod tests {
         mailer.send(&email(event)).await.unwrap();
         mailer.send(&email(event)).await.unwrap();
         mailer.send(&email(Id::new())).await.unwrap();
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), 2, "{files:?}");
-        let text = std::fs::read_to_string(dir.path().join(eml_name(&message_id_for(event)))).unwrap();
-        assert!(text.contains(&format!("Message-ID: {}", message_id_for(event))), "{text}");
+        let text =
+            std::fs::read_to_string(dir.path().join(eml_name(&message_id_for(event)))).unwrap();
+        assert!(
+            text.contains(&format!("Message-ID: {}", message_id_for(event))),
+            "{text}"
+        );
         assert!(text.contains("Subject: Order confirmed"));
     }
 

@@ -71,25 +71,44 @@ impl SmtpPool {
             _ => return Err(anyhow!("SMTP username and password must be set together")),
         };
         let permits = Semaphore::new(settings.pool_size.max(1));
-        Ok(Self { settings, hello: ClientId::default(), tls, credentials, idle: Mutex::new(Vec::new()), permits })
+        Ok(Self {
+            settings,
+            hello: ClientId::default(),
+            tls,
+            credentials,
+            idle: Mutex::new(Vec::new()),
+            permits,
+        })
     }
 
     /// Sends one message; waits for a free connection when all are busy. A failure on a
     /// reused connection (the server may have closed it while idle) is retried once on a
     /// fresh one.
     pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<()> {
-        let _permit = self.permits.acquire().await.context("The SMTP pool is closed")?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("The SMTP pool is closed")?;
         if let Some(conn) = self.take_idle() {
             match self.send_on(conn, envelope, message).await {
                 Ok(()) => return Ok(()),
-                Err(err) => tracing::debug!(error = format!("{err:#}"), "Reused SMTP connection failed; reconnecting"),
+                Err(err) => tracing::debug!(
+                    error = format!("{err:#}"),
+                    "Reused SMTP connection failed; reconnecting"
+                ),
             }
         }
         let conn = self.connect().await?;
         self.send_on(conn, envelope, message).await
     }
 
-    async fn send_on(&self, mut conn: AsyncSmtpConnection, envelope: &Envelope, message: &[u8]) -> anyhow::Result<()> {
+    async fn send_on(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> anyhow::Result<()> {
         match tokio::time::timeout(self.settings.timeout(), conn.send(envelope, message)).await {
             Ok(Ok(_)) => {
                 self.put_idle(conn);
@@ -99,7 +118,10 @@ impl SmtpPool {
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
                 Err(anyhow::Error::new(err).context("The SMTP server refused or lost the message"))
             }
-            Err(_) => Err(anyhow!("SMTP send timed out after {:?}", self.settings.timeout())),
+            Err(_) => Err(anyhow!(
+                "SMTP send timed out after {:?}",
+                self.settings.timeout()
+            )),
         }
     }
 
@@ -123,21 +145,28 @@ impl SmtpPool {
     async fn connect(&self) -> anyhow::Result<AsyncSmtpConnection> {
         let addr = (self.settings.host.as_str(), self.settings.port());
         let work = async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .with_context(|| format!("Failed to connect to SMTP server {}:{}", addr.0, addr.1))?;
+            let tcp = TcpStream::connect(addr).await.with_context(|| {
+                format!("Failed to connect to SMTP server {}:{}", addr.0, addr.1)
+            })?;
             tcp.set_nodelay(true).context("Failed to set TCP_NODELAY")?;
             let mut conn = match (&self.settings.security, &self.tls) {
                 (SmtpSecurity::Tls, Some(tls)) => {
                     let stream = ImplicitTls::wrap(tcp, tls.clone()).await?;
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello).await?
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                        .await?
                 }
                 (SmtpSecurity::Starttls, Some(tls)) => {
-                    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
-                    conn.starttls(tls.clone(), &self.hello).await.context("STARTTLS failed")?;
+                    let mut conn =
+                        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                            .await?;
+                    conn.starttls(tls.clone(), &self.hello)
+                        .await
+                        .context("STARTTLS failed")?;
                     conn
                 }
-                _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?,
+                _ => {
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?
+                }
             };
             if let Some(credentials) = &self.credentials {
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
@@ -148,7 +177,12 @@ impl SmtpPool {
         };
         tokio::time::timeout(self.settings.timeout(), work)
             .await
-            .map_err(|_| anyhow!("Connecting to the SMTP server timed out after {:?}", self.settings.timeout()))?
+            .map_err(|_| {
+                anyhow!(
+                    "Connecting to the SMTP server timed out after {:?}",
+                    self.settings.timeout()
+                )
+            })?
     }
 }
 
@@ -168,15 +202,24 @@ struct ImplicitTls {
 impl ImplicitTls {
     async fn wrap(tcp: TcpStream, tls: TlsParameters) -> anyhow::Result<Self> {
         use lettre::transport::smtp::client::AsyncNetworkStream;
-        let peer = tcp.peer_addr().context("Failed to read the SMTP server address")?;
+        let peer = tcp
+            .peer_addr()
+            .context("Failed to read the SMTP server address")?;
         let mut inner = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-        inner.upgrade_tls(tls).await.context("TLS handshake with the SMTP server failed")?;
+        inner
+            .upgrade_tls(tls)
+            .await
+            .context("TLS handshake with the SMTP server failed")?;
         Ok(Self { inner, peer })
     }
 }
 
 impl AsyncRead for ImplicitTls {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let unfilled = buf.initialize_unfilled();
         match futures::io::AsyncRead::poll_read(Pin::new(&mut self.get_mut().inner), cx, unfilled) {
             Poll::Ready(Ok(n)) => {
@@ -190,7 +233,11 @@ impl AsyncRead for ImplicitTls {
 }
 
 impl AsyncWrite for ImplicitTls {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         futures::io::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().inner), cx, buf)
     }
 

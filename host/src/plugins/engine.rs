@@ -40,6 +40,10 @@ pub fn build_engine(settings: &RuntimeSettings) -> anyhow::Result<Engine> {
         .total_stacks(n)
         .total_gc_heaps(n)
         .max_memory_size(settings.memory_cap_bytes);
+    // EXPERIMENT (temporary)
+    if let Ok(v) = std::env::var("EXP_KEEP") { pool.linear_memory_keep_resident(v.parse().unwrap()); }
+    if let Ok(v) = std::env::var("EXP_BATCH") { pool.decommit_batch_size(v.parse().unwrap()); }
+    if let Ok(v) = std::env::var("EXP_TABLE") { pool.table_keep_resident(v.parse().unwrap()); }
 
     let mut config = Config::new();
     config

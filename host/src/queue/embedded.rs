@@ -19,7 +19,10 @@ use rand::Rng;
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
-use super::{Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport, check_batch, dead_letter_name};
+use super::{
+    Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport, check_batch,
+    dead_letter_name,
+};
 use crate::domain::Id;
 use crate::storage::StoreError;
 use crate::storage::sqlite::{SqlContext, SqliteDb};
@@ -101,7 +104,11 @@ impl EmbeddedQueue {
         db.apply_migrations(COMPONENT, STEPS)
             .await
             .context("Failed to create the embedded queue's tables")?;
-        let dead_letter = Arc::new(Self::plain(db.clone(), &dead_letter_name(name), poll_interval));
+        let dead_letter = Arc::new(Self::plain(
+            db.clone(),
+            &dead_letter_name(name),
+            poll_interval,
+        ));
         let mut queue = Self::plain(db, name, poll_interval);
         queue.max_receives = Some(max_receives.max(1));
         queue.dead_letter = Some(dead_letter);
@@ -128,19 +135,25 @@ impl EmbeddedQueue {
         let name = self.name.clone();
         self.db
             .read(move |conn| {
-                conn.prepare_cached("SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2 LIMIT 1")
-                    .ctx("Failed to prepare the queue poll")?
-                    .query_row(params![name, now], |_| Ok(()))
-                    .optional()
-                    .ctx("Failed to poll the queue")
-                    .map(|found| found.is_some())
+                conn.prepare_cached(
+                    "SELECT 1 FROM queue_messages WHERE queue = ?1 AND visible_at <= ?2 LIMIT 1",
+                )
+                .ctx("Failed to prepare the queue poll")?
+                .query_row(params![name, now], |_| Ok(()))
+                .optional()
+                .ctx("Failed to poll the queue")
+                .map(|found| found.is_some())
             })
             .await
             .map_err(backend)
     }
 
     /// One receive attempt without waiting.
-    async fn receive_now(&self, max: usize, visibility: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+    async fn receive_now(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
         let name = self.name.clone();
         let dead = self.dead_letter.as_ref().map(|q| q.name.clone());
         let limit = self.max_receives;
@@ -161,13 +174,21 @@ impl EmbeddedQueue {
                              WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
                         )
                         .ctx("Failed to prepare the queue receive")?;
-                    let mut found = stmt.query(params![name, now, max as i64]).ctx("Failed to receive")?;
+                    let mut found = stmt
+                        .query(params![name, now, max as i64])
+                        .ctx("Failed to receive")?;
                     while let Some(row) = found.next().ctx("Failed to read a queue message")? {
                         let seq: i64 = row.get(0).ctx("Failed to read a queue message")?;
-                        let message_id: String = row.get(1).ctx("Failed to read a queue message")?;
+                        let message_id: String =
+                            row.get(1).ctx("Failed to read a queue message")?;
                         let body: String = row.get(2).ctx("Failed to read a queue message")?;
                         let count: i64 = row.get(3).ctx("Failed to read a queue message")?;
-                        rows.push((seq, message_id, body, u32::try_from(count).unwrap_or(u32::MAX)));
+                        rows.push((
+                            seq,
+                            message_id,
+                            body,
+                            u32::try_from(count).unwrap_or(u32::MAX),
+                        ));
                     }
                 }
                 let mut received = Vec::new();
@@ -195,14 +216,20 @@ impl EmbeddedQueue {
                     .ctx("Failed to prepare the receive update")?
                     .execute(params![seq, now.saturating_add(visibility), receipt])
                     .ctx("Failed to mark a message received")?;
-                    received.push(ReceivedMessage { message_id, receipt, body, receive_count: count + 1 });
+                    received.push(ReceivedMessage {
+                        message_id,
+                        receipt,
+                        body,
+                        receive_count: count + 1,
+                    });
                 }
                 Ok((received, moved))
             })
             .await
             .map_err(backend)?;
         if moved > 0 {
-            metrics::counter!("orderd_queue_dead_lettered_total", "backend" => "embedded").increment(moved as u64);
+            metrics::counter!("orderd_queue_dead_lettered_total", "backend" => "embedded")
+                .increment(moved as u64);
             tracing::warn!(queue = %self.name, moved, "Moved messages to the dead-letter queue after the receive limit");
             if let Some(dead) = &self.dead_letter {
                 dead.sent.notify_waiters();
@@ -214,7 +241,9 @@ impl EmbeddedQueue {
 
 /// Splits a receipt into the row it names; `None` when it is not one of ours.
 fn receipt_seq(receipt: &str) -> Option<i64> {
-    receipt.split_once('.').and_then(|(seq, _)| seq.parse().ok())
+    receipt
+        .split_once('.')
+        .and_then(|(seq, _)| seq.parse().ok())
 }
 
 #[async_trait]
@@ -238,18 +267,33 @@ impl Queue for EmbeddedQueue {
                     )
                     .ctx("Failed to prepare the queue send")?;
                 for m in &batch {
-                    stmt.execute(params![name, Id::new().to_hex(), m.group_id, m.dedup_id, m.body, now])
-                        .ctx("Failed to enqueue a message")?;
+                    stmt.execute(params![
+                        name,
+                        Id::new().to_hex(),
+                        m.group_id,
+                        m.dedup_id,
+                        m.body,
+                        now
+                    ])
+                    .ctx("Failed to enqueue a message")?;
                 }
                 Ok(batch.into_iter().map(|m| m.dedup_id).collect::<Vec<_>>())
             })
             .await
             .map_err(backend)?;
         self.sent.notify_waiters();
-        Ok(SendReport { sent, failed: Vec::new() })
+        Ok(SendReport {
+            sent,
+            failed: Vec::new(),
+        })
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
         check_batch(max)?;
         let max = max.max(1);
         let deadline = tokio::time::Instant::now() + wait;
@@ -309,7 +353,13 @@ impl Queue for EmbeddedQueue {
                      WHERE seq = ?1 AND receipt = ?2 AND queue = ?3 AND visible_at > ?5",
                 )
                 .ctx("Failed to prepare the visibility change")?
-                .execute(params![seq, receipt, name, now.saturating_add(visibility), now])
+                .execute(params![
+                    seq,
+                    receipt,
+                    name,
+                    now.saturating_add(visibility),
+                    now
+                ])
                 .ctx("Failed to change a message's visibility")
             })
             .await
@@ -334,7 +384,10 @@ impl Queue for EmbeddedQueue {
                 )
                 .ctx("Failed to prepare the queue depth")?
                 .query_row(params![name, now], |row| {
-                    Ok(QueueDepth { visible: row.get::<_, i64>(0)? as u64, in_flight: row.get::<_, i64>(1)? as u64 })
+                    Ok(QueueDepth {
+                        visible: row.get::<_, i64>(0)? as u64,
+                        in_flight: row.get::<_, i64>(1)? as u64,
+                    })
                 })
                 .ctx("Failed to count queue messages")
             })

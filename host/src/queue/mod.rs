@@ -178,12 +178,18 @@ mod tests {
     #[test]
     fn dead_letter_names_keep_the_fifo_suffix_last() {
         assert_eq!(dead_letter_name("orderd-events"), "orderd-events-dlq");
-        assert_eq!(dead_letter_name("orderd-events.fifo"), "orderd-events-dlq.fifo");
+        assert_eq!(
+            dead_letter_name("orderd-events.fifo"),
+            "orderd-events-dlq.fifo"
+        );
     }
 
     #[test]
     fn a_batch_of_ten_is_accepted_and_eleven_is_refused() {
         assert!(check_batch(MAX_BATCH).is_ok());
-        assert!(matches!(check_batch(MAX_BATCH + 1), Err(QueueError::BatchTooLarge(11))));
+        assert!(matches!(
+            check_batch(MAX_BATCH + 1),
+            Err(QueueError::BatchTooLarge(11))
+        ));
     }
 }

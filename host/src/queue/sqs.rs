@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 
 use super::{
     Queue, QueueDepth, QueueError, QueueResult, QueueSettings, ReceivedMessage, SendReport,
@@ -60,7 +62,13 @@ pub async fn client(settings: &QueueSettings) -> Client {
     if let Some(endpoint) = &settings.endpoint {
         loader = loader.endpoint_url(endpoint);
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "orderd-static"));
+            loader = loader.credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "orderd-static",
+            ));
         }
     }
     Client::new(&loader.load().await)
@@ -89,15 +97,21 @@ impl SqsQueue {
             .map_err(|e| anyhow!("{}", DisplayErrorContext(e)))
             .with_context(|| format!("Failed to read the attributes of queue {url}"))?;
         let attrs = attrs.attributes().cloned().unwrap_or_default();
-        let fifo = attrs.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true");
+        let fifo = attrs
+            .get(&QueueAttributeName::FifoQueue)
+            .is_some_and(|v| v == "true");
         let mut max_receives = None;
         let mut dead_letter = None;
         if let Some(policy) = attrs.get(&QueueAttributeName::RedrivePolicy) {
-            let policy: serde_json::Value =
-                serde_json::from_str(policy).context("Failed to parse the queue's RedrivePolicy")?;
+            let policy: serde_json::Value = serde_json::from_str(policy)
+                .context("Failed to parse the queue's RedrivePolicy")?;
             max_receives = policy["maxReceiveCount"]
                 .as_u64()
-                .or_else(|| policy["maxReceiveCount"].as_str().and_then(|s| s.parse().ok()))
+                .or_else(|| {
+                    policy["maxReceiveCount"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                })
                 .map(|n| n as u32);
             if let Some(arn) = policy["deadLetterTargetArn"].as_str() {
                 let name = arn.rsplit(':').next().unwrap_or(arn);
@@ -111,7 +125,13 @@ impl SqsQueue {
                 }));
             }
         }
-        Ok(SqsQueue { client, url, fifo, max_receives, dead_letter })
+        Ok(SqsQueue {
+            client,
+            url,
+            fifo,
+            max_receives,
+            dead_letter,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -127,7 +147,9 @@ async fn queue_url(client: &Client, name: &str) -> anyhow::Result<String> {
         .await
         .map_err(|e| anyhow!("{}", DisplayErrorContext(e)))
         .with_context(|| format!("Failed to look up queue {name}"))?;
-    out.queue_url().map(str::to_owned).ok_or_else(|| anyhow!("no URL returned for queue {name}"))
+    out.queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no URL returned for queue {name}"))
 }
 
 /// URLs of a queue and its dead-letter queue, as made by [`create_queues`].
@@ -169,7 +191,10 @@ pub async fn create_queues(
         "maxReceiveCount": max_receives.to_string(),
     });
     let queue_url = create_one(client, name, fifo, Some(policy.to_string())).await?;
-    Ok(CreatedQueues { queue_url, dead_letter_url })
+    Ok(CreatedQueues {
+        queue_url,
+        dead_letter_url,
+    })
 }
 
 async fn create_one(
@@ -190,7 +215,9 @@ async fn create_one(
         .await
         .map_err(|e| anyhow!("{}", DisplayErrorContext(e)))
         .with_context(|| format!("Failed to create queue {name}"))?;
-    out.queue_url().map(str::to_owned).ok_or_else(|| anyhow!("no URL returned for queue {name}"))
+    out.queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no URL returned for queue {name}"))
 }
 
 fn secs(d: Duration) -> i32 {
@@ -211,9 +238,13 @@ impl Queue for SqsQueue {
         }
         let mut entries = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
-            let mut entry = SendMessageBatchRequestEntry::builder().id(entry_id(i)).message_body(&m.body);
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(entry_id(i))
+                .message_body(&m.body);
             if self.fifo {
-                entry = entry.message_group_id(&m.group_id).message_deduplication_id(&m.dedup_id);
+                entry = entry
+                    .message_group_id(&m.group_id)
+                    .message_deduplication_id(&m.dedup_id);
             }
             entries.push(entry.build().map_err(QueueError::backend)?);
         }
@@ -281,7 +312,14 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> QueueResult<()> {
-        match self.client.delete_message().queue_url(&self.url).receipt_handle(receipt).send().await {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ReceiptHandleIsInvalid") => Err(QueueError::InvalidReceipt),
             Err(e) => Err(QueueError::backend(anyhow!("{}", DisplayErrorContext(e)))),
@@ -299,7 +337,12 @@ impl Queue for SqsQueue {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.code(), Some("ReceiptHandleIsInvalid" | "MessageNotInflight")) => {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("ReceiptHandleIsInvalid" | "MessageNotInflight")
+                ) =>
+            {
                 Err(QueueError::InvalidReceipt)
             }
             Err(e) => Err(QueueError::backend(anyhow!("{}", DisplayErrorContext(e)))),
@@ -317,7 +360,10 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| QueueError::backend(anyhow!("{}", DisplayErrorContext(e))))?;
         let get = |name: QueueAttributeName| -> u64 {
-            out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
         };
         Ok(QueueDepth {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),

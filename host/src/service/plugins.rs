@@ -22,7 +22,8 @@ pub struct Upload {
     pub slot: Slot,
     /// The component's bytes.
     pub wasm: Vec<u8>,
-    /// Settings passed to the plugin on every call; empty leaves the plugin's own defaults.
+    /// Settings passed to the plugin on every call; empty uses each instance's configured
+    /// config of the slot (as `policy: None` does for the policy).
     pub config: Config,
     /// Failure policy while it is active; `None` keeps each instance's configured policy.
     pub policy: Option<FailurePolicy>,
@@ -66,6 +67,16 @@ pub fn parse_policy(name: &str) -> Option<FailurePolicy> {
     }
 }
 
+/// The config a version runs with here: its own, or this instance's configured config of the
+/// slot when the version was uploaded without one.
+fn effective_config(runtime: &PluginRuntime, slot: Slot, config: &Config) -> Config {
+    if config.is_empty() {
+        runtime.settings().slot(slot).config.clone()
+    } else {
+        config.clone()
+    }
+}
+
 /// Checks, smoke-tests and activates `upload` on this instance, then records it in the store
 /// as the slot's active version. Returns the stored version (without its bytes).
 pub async fn upload(
@@ -86,7 +97,13 @@ pub async fn upload(
     };
     // The runtime compiles, checks and smoke-tests before it swaps; a refusal changes nothing.
     runtime
-        .load(slot, wasm.clone(), config.clone(), policy, source)
+        .load(
+            slot,
+            wasm.clone(),
+            effective_config(runtime, slot, &config),
+            policy,
+            source,
+        )
         .await?;
     let mut version = PluginVersion {
         id,
@@ -226,8 +243,9 @@ pub async fn apply(
             let source = PluginSource::Upload {
                 version_id: id.to_hex(),
             };
+            let config = effective_config(runtime, slot, &version.config);
             runtime
-                .load(slot, version.wasm, version.config, policy, source)
+                .load(slot, version.wasm, config, policy, source)
                 .await?;
             Ok(true)
         }

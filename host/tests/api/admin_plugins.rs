@@ -448,3 +448,21 @@ async fn two_instances_sharing_a_store_converge_on_an_upload_to_either() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_version_uploaded_without_config_runs_with_the_instances_configured_config() {
+    let app =
+        spawn_app_with(|s| s.plugins.tax.config = vec![("rate.default".into(), "1500".into())])
+            .await;
+    let admin = app.admin().await;
+    let response = upload(&app, &admin, "tax", wasm(GST_TAX)).await;
+    assert_eq!(response.status(), 201);
+    let version: Value = response.json().await.unwrap();
+    assert_eq!(
+        version["version"]["config"],
+        serde_json::json!([]),
+        "stored as given"
+    );
+    assert_eq!(tax_of_an_order(&app).await, 1_500);
+    assert_eq!(tax_slot(&app, &admin).await["config"][0]["value"], "1500");
+}

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderd::configuration::Settings;
 use orderd::domain::{OutboxStatus, Role};
-use orderd::queue::{OutgoingMessage, Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport};
+use orderd::queue::{
+    OutgoingMessage, Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport,
+};
 use orderd::relay::{Relay, RelaySettings};
 use orderd::startup::{Application, Roles};
 use serde_json::Value;
@@ -24,7 +26,12 @@ impl Queue for DownQueue {
     async fn send_batch(&self, _: &[OutgoingMessage]) -> QueueResult<SendReport> {
         Err(QueueError::backend(anyhow::anyhow!("connection refused")))
     }
-    async fn receive(&self, _: usize, _: Duration, _: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+    async fn receive(
+        &self,
+        _: usize,
+        _: Duration,
+        _: Duration,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
         Ok(Vec::new())
     }
     async fn delete(&self, _: &str) -> QueueResult<()> {
@@ -50,34 +57,69 @@ impl Queue for DownQueue {
 #[tokio::test]
 async fn an_event_dead_after_the_attempt_limit_is_listed_and_retried_by_an_admin() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings { data_dir: dir.path().to_owned(), ..Settings::default() };
+    let mut settings = Settings {
+        data_dir: dir.path().to_owned(),
+        ..Settings::default()
+    };
     settings.http.port = 0;
-    settings.plugins.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
-    let app = Application::build(settings, Roles::parse("api").unwrap()).await.unwrap();
+    settings.plugins.cache_dir =
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let app = Application::build(settings, Roles::parse("api").unwrap())
+        .await
+        .unwrap();
     let port = app.port();
     let state = app.state().clone();
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
 
     // A real order placed through the store, its event failing to publish twice.
-    let env = crate::helpers::Env { store: state.store.clone(), ..crate::helpers::Env::new().await };
+    let env = crate::helpers::Env {
+        store: state.store.clone(),
+        ..crate::helpers::Env::new().await
+    };
     let user = env.customer().await;
     let tea = env.product("Masala Chai", 1250, 10).await;
     let (_, event) = env.place(&user, &[(&tea, 1)]).await;
-    let failing = RelaySettings { max_attempts: 2, backoff_base_ms: 1, backoff_cap_ms: 1, ..RelaySettings::default() };
-    let relay = Relay::new(state.store.clone(), Arc::new(DownQueue), failing, env.wake.clone());
+    let failing = RelaySettings {
+        max_attempts: 2,
+        backoff_base_ms: 1,
+        backoff_cap_ms: 1,
+        ..RelaySettings::default()
+    };
+    let relay = Relay::new(
+        state.store.clone(),
+        Arc::new(DownQueue),
+        failing,
+        env.wake.clone(),
+    );
     for _ in 0..2 {
         relay_until_idle(&relay).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(state.store.count_outbox(OutboxStatus::Dead).await.unwrap(), 1);
+    assert_eq!(
+        state.store.count_outbox(OutboxStatus::Dead).await.unwrap(),
+        1
+    );
 
-    let admin = state.tokens.issue_access(orderd::domain::Id::new(), Role::Admin).unwrap().token;
-    let customer = state.tokens.issue_access(user.id, Role::Customer).unwrap().token;
+    let admin = state
+        .tokens
+        .issue_access(orderd::domain::Id::new(), Role::Admin)
+        .unwrap()
+        .token;
+    let customer = state
+        .tokens
+        .issue_access(user.id, Role::Customer)
+        .unwrap()
+        .token;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
 
-    let refused = http.get(format!("{base}/api/admin/outbox?status=dead")).bearer_auth(&customer).send().await.unwrap();
+    let refused = http
+        .get(format!("{base}/api/admin/outbox?status=dead"))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 403, "customers may not see the outbox");
     let listed: Value = http
         .get(format!("{base}/api/admin/outbox?status=dead"))
@@ -91,7 +133,12 @@ async fn an_event_dead_after_the_attempt_limit_is_listed_and_retried_by_an_admin
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["items"][0]["id"], event.id.to_hex());
     assert_eq!(listed["items"][0]["attempts"], 2);
-    assert!(listed["items"][0]["lastError"].as_str().unwrap().contains("connection refused"));
+    assert!(
+        listed["items"][0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
 
     let retried = http
         .post(format!("{base}/api/admin/outbox/{}/retry", event.id))
@@ -110,8 +157,18 @@ async fn an_event_dead_after_the_attempt_limit_is_listed_and_retried_by_an_admin
 
     // With the queue back, the relay publishes the retried event.
     let queue: Arc<dyn Queue> = env.queue(5).await;
-    relay_until_idle(&Relay::new(state.store.clone(), queue.clone(), RelaySettings::default(), env.wake.clone())).await;
-    let published = state.store.list_outbox(OutboxStatus::Published, 10).await.unwrap();
+    relay_until_idle(&Relay::new(
+        state.store.clone(),
+        queue.clone(),
+        RelaySettings::default(),
+        env.wake.clone(),
+    ))
+    .await;
+    let published = state
+        .store
+        .list_outbox(OutboxStatus::Published, 10)
+        .await
+        .unwrap();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].id, event.id);
     assert_eq!(queue.depth().await.unwrap().visible, 1);

@@ -9,7 +9,9 @@ use orderd::mail::message_id_for;
 use orderd::queue::{OutgoingMessage, Queue};
 use orderd::storage::EmailClaim;
 
-use crate::helpers::{Env, consume_until_empty, drain_bodies, emails_in, parse_email, relay_until_idle, smtp_mailer};
+use crate::helpers::{
+    Env, consume_until_empty, drain_bodies, emails_in, parse_email, relay_until_idle, smtp_mailer,
+};
 use crate::smtp_sink::SmtpSink;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -27,19 +29,36 @@ async fn the_same_event_delivered_twice_at_once_sends_one_email() {
     let env = Env::new().await;
     let queue: Arc<dyn Queue> = env.queue(5).await;
     let sink = SmtpSink::start().await;
-    let (a, b) = (env.consumer(queue.clone(), smtp_mailer(sink.addr)), env.consumer(queue.clone(), smtp_mailer(sink.addr)));
+    let (a, b) = (
+        env.consumer(queue.clone(), smtp_mailer(sink.addr)),
+        env.consumer(queue.clone(), smtp_mailer(sink.addr)),
+    );
     let user = env.customer().await;
     let tea = env.product("Masala Chai", 1250, 100).await;
     let (order, event) = env.place(&user, &[(&tea, 2)]).await;
     // Two copies of the message, handled by two consumers at the same time.
-    queue.send_batch(&[envelope_message(&event), envelope_message(&event)]).await.unwrap();
-    let one = queue.receive(1, Duration::ZERO, Duration::from_secs(1)).await.unwrap().remove(0);
-    let two = queue.receive(1, Duration::ZERO, Duration::from_secs(1)).await.unwrap().remove(0);
+    queue
+        .send_batch(&[envelope_message(&event), envelope_message(&event)])
+        .await
+        .unwrap();
+    let one = queue
+        .receive(1, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .remove(0);
+    let two = queue
+        .receive(1, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .remove(0);
     tokio::join!(a.handle(one), b.handle(two));
     consume_until_empty(&[&a, &b], &queue, LIMIT).await;
     assert_eq!(env.status(order.id).await, OrderStatus::Processed);
     assert_eq!(sink.count(), 1, "one event, one e-mail");
-    assert_eq!(parse_email(&sink.messages()[0]).message_id, message_id_for(event.id).trim_matches(['<', '>']));
+    assert_eq!(
+        parse_email(&sink.messages()[0]).message_id,
+        message_id_for(event.id).trim_matches(['<', '>'])
+    );
 }
 
 #[tokio::test]
@@ -70,12 +89,28 @@ async fn a_message_dropped_by_a_dead_consumer_is_redelivered_and_completed_once(
     relay_until_idle(&env.relay(queue.clone())).await;
     // The dead consumer received the message, moved the order to processing and held the
     // e-mail claim, then died without deleting anything.
-    let held = queue.receive(1, Duration::ZERO, Duration::from_secs(1)).await.unwrap();
+    let held = queue
+        .receive(1, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(held.len(), 1);
-    env.store.transition_order(order.id, &[OrderStatus::Pending], OrderStatus::Processing, Utc::now()).await.unwrap();
+    env.store
+        .transition_order(
+            order.id,
+            &[OrderStatus::Pending],
+            OrderStatus::Processing,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
     let claim = env
         .store
-        .claim_email(event.id, "dead-consumer", Utc::now(), Utc::now() + chrono::Duration::milliseconds(1500))
+        .claim_email(
+            event.id,
+            "dead-consumer",
+            Utc::now(),
+            Utc::now() + chrono::Duration::milliseconds(1500),
+        )
         .await
         .unwrap();
     assert_eq!(claim, EmailClaim::Claimed);
@@ -99,7 +134,11 @@ async fn smtp_down_for_a_while_then_up_processes_the_order_with_one_email() {
     let (order, _) = env.place(&user, &[(&tea, 1)]).await;
     relay_until_idle(&env.relay(queue.clone())).await;
     consumer.try_run_once().await.unwrap();
-    assert_eq!(env.status(order.id).await, OrderStatus::Processing, "the send failed, the order waits");
+    assert_eq!(
+        env.status(order.id).await,
+        OrderStatus::Processing,
+        "the send failed, the order waits"
+    );
     let sink = SmtpSink::start_on(addr).await;
     consume_until_empty(&[&consumer], &queue, LIMIT).await;
     assert_eq!(env.status(order.id).await, OrderStatus::Processed);
@@ -143,14 +182,22 @@ async fn poison_messages_reach_the_dead_letter_queue_and_the_consumer_keeps_goin
     let batch: Vec<_> = poison
         .iter()
         .enumerate()
-        .map(|(i, body)| OutgoingMessage { dedup_id: format!("p{i}"), group_id: "g".into(), body: body.clone() })
+        .map(|(i, body)| OutgoingMessage {
+            dedup_id: format!("p{i}"),
+            group_id: "g".into(),
+            body: body.clone(),
+        })
         .collect();
     queue.send_batch(&batch).await.unwrap();
     let (good, _) = env.place(&user, &[(&tea, 3)]).await;
     relay_until_idle(&env.relay(queue.clone())).await;
 
     consume_until_empty(&[&consumer], &queue, LIMIT).await;
-    assert_eq!(env.status(good.id).await, OrderStatus::Processed, "the good order behind the poison went through");
+    assert_eq!(
+        env.status(good.id).await,
+        OrderStatus::Processed,
+        "the good order behind the poison went through"
+    );
     let mut dead = drain_bodies(&queue.dead_letter_queue().unwrap()).await;
     dead.sort();
     let mut expected = poison.to_vec();
@@ -171,13 +218,33 @@ async fn a_cancelled_order_gets_a_cancellation_email_once() {
     let (order, _) = env.place(&user, &[(&tea, 1)]).await;
     relay_until_idle(&relay).await;
     consume_until_empty(&[&consumer], &queue, LIMIT).await;
-    let cancel = orderd::domain::OutboxEvent::new(order.id, orderd::domain::EventType::OrderCancelled, serde_json::json!({}), Utc::now());
-    env.store.cancel_order(order.id, &OrderStatus::sources_of(OrderStatus::Cancelled), Utc::now(), &cancel).await.unwrap();
+    let cancel = orderd::domain::OutboxEvent::new(
+        order.id,
+        orderd::domain::EventType::OrderCancelled,
+        serde_json::json!({}),
+        Utc::now(),
+    );
+    env.store
+        .cancel_order(
+            order.id,
+            &OrderStatus::sources_of(OrderStatus::Cancelled),
+            Utc::now(),
+            &cancel,
+        )
+        .await
+        .unwrap();
     relay_until_idle(&relay).await;
-    queue.send_batch(&[envelope_message(&cancel)]).await.unwrap();
+    queue
+        .send_batch(&[envelope_message(&cancel)])
+        .await
+        .unwrap();
     consume_until_empty(&[&consumer], &queue, LIMIT).await;
     let mails: Vec<_> = sink.messages().iter().map(|m| parse_email(m)).collect();
     assert_eq!(mails.len(), 2, "a confirmation and one cancellation");
-    assert!(mails.iter().any(|m| m.subject.contains("cancelled") && m.subject.contains(&order.id.to_hex())));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject.contains("cancelled") && m.subject.contains(&order.id.to_hex()))
+    );
     assert_eq!(env.status(order.id).await, OrderStatus::Cancelled);
 }

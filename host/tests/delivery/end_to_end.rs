@@ -27,13 +27,17 @@ async fn an_order_is_processed_and_its_customer_gets_one_confirmation_on_the_emb
     let queue: Arc<dyn Queue> = env.queue(5).await;
     let stop = CancellationToken::new();
     let relay = tokio::spawn(env.relay(queue.clone()).run(stop.clone()));
-    let consumer = tokio::spawn(Arc::new(env.consumer(queue.clone(), env.file_mailer())).run(stop.clone()));
+    let consumer =
+        tokio::spawn(Arc::new(env.consumer(queue.clone(), env.file_mailer())).run(stop.clone()));
     let user = env.customer().await;
     let tea = env.product("Masala Chai", 1250, 100).await;
     let biscuits = env.product("Ginger Biscuits", 899, 100).await;
     let (order, _) = env.place(&user, &[(&tea, 2), (&biscuits, 1)]).await;
 
-    wait_for(Duration::from_secs(10), async || env.status(order.id).await == OrderStatus::Processed).await;
+    wait_for(Duration::from_secs(10), async || {
+        env.status(order.id).await == OrderStatus::Processed
+    })
+    .await;
     stop.cancel();
     relay.await.unwrap();
     consumer.await.unwrap();
@@ -42,7 +46,10 @@ async fn an_order_is_processed_and_its_customer_gets_one_confirmation_on_the_emb
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, user.email.as_str());
     assert_confirmation_of(&mails[0], &order);
-    assert_eq!(env.store.count_outbox(OutboxStatus::Pending).await.unwrap(), 0);
+    assert_eq!(
+        env.store.count_outbox(OutboxStatus::Pending).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -69,7 +76,11 @@ async fn two_relays_and_two_consumers_process_500_orders_once_each() {
 
     wait_for(Duration::from_secs(60), async || {
         let counts = env.store.count_orders().await.unwrap();
-        counts.iter().find(|(s, _)| *s == OrderStatus::Processed).map_or(0, |(_, n)| *n) == 500
+        counts
+            .iter()
+            .find(|(s, _)| *s == OrderStatus::Processed)
+            .map_or(0, |(_, n)| *n)
+            == 500
     })
     .await;
     stop.cancel();
@@ -79,12 +90,21 @@ async fn two_relays_and_two_consumers_process_500_orders_once_each() {
     let mut per_order: HashMap<String, usize> = HashMap::new();
     for raw in sink.messages() {
         let mail = parse_email(&raw);
-        let id = ids.iter().find(|id| mail.subject.contains(&id.to_hex())).expect("an e-mail for one of our orders");
+        let id = ids
+            .iter()
+            .find(|id| mail.subject.contains(&id.to_hex()))
+            .expect("an e-mail for one of our orders");
         *per_order.entry(id.to_hex()).or_default() += 1;
     }
     assert_eq!(per_order.len(), 500, "every order got an e-mail");
-    assert!(per_order.values().all(|n| *n == 1), "some order got more than one e-mail");
-    assert_eq!(env.store.count_outbox(OutboxStatus::Pending).await.unwrap(), 0);
+    assert!(
+        per_order.values().all(|n| *n == 1),
+        "some order got more than one e-mail"
+    );
+    assert_eq!(
+        env.store.count_outbox(OutboxStatus::Pending).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -92,9 +112,14 @@ async fn a_commit_wakes_the_relay_at_once_instead_of_at_its_next_poll() {
     let env = Env::new().await;
     let queue: Arc<dyn Queue> = env.queue(5).await;
     // A poll interval far longer than the test: only the wake-up can explain fast publishing.
-    let settings = RelaySettings { poll_interval_ms: 60_000, ..RelaySettings::default() };
+    let settings = RelaySettings {
+        poll_interval_ms: 60_000,
+        ..RelaySettings::default()
+    };
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(Relay::new(env.store.clone(), queue.clone(), settings, env.wake.clone()).run(stop.clone()));
+    let relay = tokio::spawn(
+        Relay::new(env.store.clone(), queue.clone(), settings, env.wake.clone()).run(stop.clone()),
+    );
     let user = env.customer().await;
     let tea = env.product("Masala Chai", 1250, 1_000).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -103,12 +128,23 @@ async fn a_commit_wakes_the_relay_at_once_instead_of_at_its_next_poll() {
         let (_, event) = env.place(&user, &[(&tea, 1)]).await;
         let started = Instant::now();
         loop {
-            let published = env.store.list_outbox(OutboxStatus::Published, 1000).await.unwrap();
+            let published = env
+                .store
+                .list_outbox(OutboxStatus::Published, 1000)
+                .await
+                .unwrap();
             if let Some(e) = published.iter().find(|e| e.id == event.id) {
-                lags.push((e.published_at.unwrap() - e.occurred_at).to_std().unwrap_or_default());
+                lags.push(
+                    (e.published_at.unwrap() - e.occurred_at)
+                        .to_std()
+                        .unwrap_or_default(),
+                );
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(5), "event not published within 5 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "event not published within 5 s"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
@@ -117,6 +153,69 @@ async fn a_commit_wakes_the_relay_at_once_instead_of_at_its_next_poll() {
     lags.sort();
     let p50 = lags[lags.len() / 2];
     let p99 = lags[lags.len() * 99 / 100];
-    eprintln!("commit -> published over {} orders: p50 {p50:?}, p99 {p99:?}", lags.len());
-    assert!(p99 < Duration::from_millis(500), "p99 {p99:?}: the relay waited for its poll");
+    eprintln!(
+        "commit -> published over {} orders: p50 {p50:?}, p99 {p99:?}",
+        lags.len()
+    );
+    assert!(
+        p99 < Duration::from_millis(500),
+        "p99 {p99:?}: the relay waited for its poll"
+    );
+}
+
+#[tokio::test]
+async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_route() {
+    let env = Env::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = orderd::configuration::Settings {
+        data_dir: env.dir.path().to_owned(),
+        ..Default::default()
+    };
+    settings.consumer.health_addr = format!("127.0.0.1:{port}");
+    settings.consumer.wait_ms = 200;
+    let deps = orderd::delivery::DeliveryDeps {
+        settings: Arc::new(settings),
+        store: env.store.clone(),
+        sqlite: Some(env.db.clone()),
+        renderer: env.renderer.clone(),
+        order_committed: env.wake.clone(),
+    };
+    let roles = orderd::delivery::DeliveryRoles {
+        relay: true,
+        consumer: true,
+        api: false,
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(orderd::delivery::run(deps, roles, stop.clone()));
+
+    let user = env.customer().await;
+    let tea = env.product("Masala Chai", 1250, 10).await;
+    let (order, _) = env.place(&user, &[(&tea, 1)]).await;
+    wait_for(Duration::from_secs(10), async || {
+        env.status(order.id).await == OrderStatus::Processed
+    })
+    .await;
+    let mails = emails_in(&env.dir.path().join("mail"));
+    assert_eq!(
+        mails.len(),
+        1,
+        "the default file transport writes into <data dir>/mail"
+    );
+    assert_confirmation_of(&mails[0], &order);
+
+    let health: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{port}/processor/api/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["role"], "consumer");
+    stop.cancel();
+    running.await.unwrap().unwrap();
 }

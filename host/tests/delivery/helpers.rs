@@ -50,17 +50,30 @@ impl Env {
 
     /// The embedded queue (receive limit `max_receives`) polling every 20 ms.
     pub async fn queue(&self, max_receives: u32) -> Arc<EmbeddedQueue> {
-        EmbeddedQueue::open_with_poll(self.db.clone(), "events", max_receives, Duration::from_millis(20))
-            .await
-            .expect("open queue")
+        EmbeddedQueue::open_with_poll(
+            self.db.clone(),
+            "events",
+            max_receives,
+            Duration::from_millis(20),
+        )
+        .await
+        .expect("open queue")
     }
 
     pub fn file_mailer(&self) -> Arc<Mailer> {
-        Arc::new(Mailer::file("Shop <shop@example.com>", self.mail_dir.clone()).expect("file mailer"))
+        Arc::new(
+            Mailer::file("Shop <shop@example.com>", self.mail_dir.clone()).expect("file mailer"),
+        )
     }
 
     pub fn consumer(&self, queue: Arc<dyn Queue>, mailer: Arc<Mailer>) -> Consumer {
-        Consumer::new(self.store.clone(), queue, mailer, self.renderer.clone(), fast_consumer())
+        Consumer::new(
+            self.store.clone(),
+            queue,
+            mailer,
+            self.renderer.clone(),
+            fast_consumer(),
+        )
     }
 
     pub fn relay(&self, queue: Arc<dyn Queue>) -> Relay {
@@ -137,24 +150,41 @@ impl Env {
             cancelled_at: None,
             failed_at: None,
         };
-        let takes: Vec<StockTake> =
-            lines.iter().map(|(p, qty)| StockTake { product_id: p.id, quantity: *qty }).collect();
+        let takes: Vec<StockTake> = lines
+            .iter()
+            .map(|(p, qty)| StockTake {
+                product_id: p.id,
+                quantity: *qty,
+            })
+            .collect();
         let event = OutboxEvent::new(order.id, EventType::OrderCreated, serde_json::json!({}), at);
-        self.store.place_order(&order, &takes, &event, None).await.expect("place order");
+        self.store
+            .place_order(&order, &takes, &event, None)
+            .await
+            .expect("place order");
         self.wake.notify_waiters();
         (order, event)
     }
 
     pub async fn status(&self, id: Id) -> OrderStatus {
-        self.store.order(id).await.expect("read order").expect("order exists").status
+        self.store
+            .order(id)
+            .await
+            .expect("read order")
+            .expect("order exists")
+            .status
     }
 }
 
 /// The plugin runtime with the built-in plugins, sharing a compiled-artifact cache.
 pub async fn runtime() -> PluginRuntime {
-    let mut settings = RuntimeSettings::default();
-    settings.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
-    PluginRuntime::with_embedded_defaults(settings).await.expect("plugin runtime")
+    let settings = RuntimeSettings {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        ..RuntimeSettings::default()
+    };
+    PluginRuntime::with_embedded_defaults(settings)
+        .await
+        .expect("plugin runtime")
 }
 
 /// Consumer settings with one-second visibility so redeliveries happen within a test.
@@ -170,7 +200,12 @@ pub fn fast_consumer() -> ConsumerSettings {
 }
 
 pub fn fast_relay() -> RelaySettings {
-    RelaySettings { poll_interval_ms: 20, backoff_base_ms: 50, backoff_cap_ms: 200, ..RelaySettings::default() }
+    RelaySettings {
+        poll_interval_ms: 20,
+        backoff_base_ms: 50,
+        backoff_cap_ms: 200,
+        ..RelaySettings::default()
+    }
 }
 
 /// An SMTP mailer for a plain server at `addr` (short timeout so "down" fails fast).
@@ -200,7 +235,10 @@ pub async fn consume_until_empty(consumers: &[&Consumer], queue: &Arc<dyn Queue>
         if depth.visible == 0 && depth.in_flight == 0 {
             return;
         }
-        assert!(started.elapsed() < limit, "queue not empty after {limit:?}: {depth:?}");
+        assert!(
+            started.elapsed() < limit,
+            "queue not empty after {limit:?}: {depth:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -209,7 +247,10 @@ pub async fn consume_until_empty(consumers: &[&Consumer], queue: &Arc<dyn Queue>
 pub async fn drain_bodies(queue: &Arc<dyn Queue>) -> Vec<String> {
     let mut out = Vec::new();
     loop {
-        let got = queue.receive(10, Duration::from_millis(100), Duration::from_secs(30)).await.expect("receive");
+        let got = queue
+            .receive(10, Duration::from_millis(100), Duration::from_secs(30))
+            .await
+            .expect("receive");
         if got.is_empty() {
             return out;
         }
@@ -228,7 +269,9 @@ pub struct Delivered {
 }
 
 pub fn parse_email(raw: &[u8]) -> Delivered {
-    let msg = mail_parser::MessageParser::default().parse(raw).expect("parse e-mail");
+    let msg = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse e-mail");
     let to = msg
         .to()
         .and_then(|a| a.first())
@@ -246,7 +289,9 @@ pub fn parse_email(raw: &[u8]) -> Delivered {
 
 /// Every `.eml` file in `dir`, parsed.
 pub fn emails_in(dir: &Path) -> Vec<Delivered> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
@@ -263,14 +308,30 @@ pub fn inr(amount: i64) -> String {
 /// item's name and SKU and the total in text and HTML.
 pub fn assert_confirmation_of(email: &Delivered, order: &Order) {
     let id = order.id.to_hex();
-    assert!(email.subject.contains(&id), "subject {:?} lacks the order id", email.subject);
+    assert!(
+        email.subject.contains(&id),
+        "subject {:?} lacks the order id",
+        email.subject
+    );
     for (part, body) in [("text", &email.text), ("html", &email.html)] {
         assert!(body.contains(&id), "{part} lacks the order id:\n{body}");
         for item in &order.items {
-            assert!(body.contains(&item.name), "{part} lacks item {}:\n{body}", item.name);
-            assert!(body.contains(&item.sku), "{part} lacks SKU {}:\n{body}", item.sku);
+            assert!(
+                body.contains(&item.name),
+                "{part} lacks item {}:\n{body}",
+                item.name
+            );
+            assert!(
+                body.contains(&item.sku),
+                "{part} lacks SKU {}:\n{body}",
+                item.sku
+            );
         }
-        assert!(body.contains(&inr(order.total)), "{part} lacks the total {}:\n{body}", inr(order.total));
+        assert!(
+            body.contains(&inr(order.total)),
+            "{part} lacks the total {}:\n{body}",
+            inr(order.total)
+        );
     }
 }
 

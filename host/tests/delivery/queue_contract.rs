@@ -12,7 +12,11 @@ use crate::helpers::Env;
 const VIS: Duration = Duration::from_secs(1);
 
 pub fn message(n: usize) -> OutgoingMessage {
-    OutgoingMessage { dedup_id: format!("event-{n}-{}", orderd::domain::Id::new()), group_id: "order-1".into(), body: format!("body {n}") }
+    OutgoingMessage {
+        dedup_id: format!("event-{n}-{}", orderd::domain::Id::new()),
+        group_id: "order-1".into(),
+        body: format!("body {n}"),
+    }
 }
 
 pub async fn batches_of_ten_are_sent_and_eleven_refused(queue: Arc<dyn Queue>) {
@@ -21,11 +25,21 @@ pub async fn batches_of_ten_are_sent_and_eleven_refused(queue: Arc<dyn Queue>) {
     assert_eq!(report.sent.len(), 10);
     assert!(report.failed.is_empty());
     let eleven: Vec<_> = (0..11).map(message).collect();
-    assert!(matches!(queue.send_batch(&eleven).await, Err(QueueError::BatchTooLarge(11))));
+    assert!(matches!(
+        queue.send_batch(&eleven).await,
+        Err(QueueError::BatchTooLarge(11))
+    ));
     let mut bodies = Vec::new();
     while bodies.len() < 10 {
-        let got = queue.receive(10, Duration::from_secs(1), VIS).await.unwrap();
-        assert!(!got.is_empty(), "only {} of 10 messages came back", bodies.len());
+        let got = queue
+            .receive(10, Duration::from_secs(1), VIS)
+            .await
+            .unwrap();
+        assert!(
+            !got.is_empty(),
+            "only {} of 10 messages came back",
+            bodies.len()
+        );
         for m in got {
             queue.delete(&m.receipt).await.unwrap();
             bodies.push(m.body);
@@ -37,12 +51,21 @@ pub async fn batches_of_ten_are_sent_and_eleven_refused(queue: Arc<dyn Queue>) {
     assert_eq!(bodies, expected);
 }
 
-pub async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(queue: Arc<dyn Queue>) {
+pub async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(
+    queue: Arc<dyn Queue>,
+) {
     queue.send_batch(&[message(1)]).await.unwrap();
     let first = queue.receive(1, Duration::from_secs(1), VIS).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].receive_count, 1);
-    assert!(queue.receive(1, Duration::ZERO, VIS).await.unwrap().is_empty(), "visible while in flight");
+    assert!(
+        queue
+            .receive(1, Duration::ZERO, VIS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "visible while in flight"
+    );
     tokio::time::sleep(VIS + Duration::from_millis(200)).await;
     let again = queue.receive(1, Duration::from_secs(2), VIS).await.unwrap();
     assert_eq!(again.len(), 1, "the message did not come back");
@@ -54,35 +77,76 @@ pub async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(qu
 
 pub async fn a_deleted_message_never_returns(queue: Arc<dyn Queue>) {
     queue.send_batch(&[message(1)]).await.unwrap();
-    let m = queue.receive(1, Duration::from_secs(1), VIS).await.unwrap().remove(0);
+    let m = queue
+        .receive(1, Duration::from_secs(1), VIS)
+        .await
+        .unwrap()
+        .remove(0);
     queue.delete(&m.receipt).await.unwrap();
     tokio::time::sleep(VIS + Duration::from_millis(200)).await;
-    assert!(queue.receive(1, Duration::from_millis(500), VIS).await.unwrap().is_empty(), "a deleted message came back");
+    assert!(
+        queue
+            .receive(1, Duration::from_millis(500), VIS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deleted message came back"
+    );
 }
 
-pub async fn visibility_can_be_extended_and_a_zero_visibility_returns_the_message_at_once(queue: Arc<dyn Queue>) {
+pub async fn visibility_can_be_extended_and_a_zero_visibility_returns_the_message_at_once(
+    queue: Arc<dyn Queue>,
+) {
     queue.send_batch(&[message(1)]).await.unwrap();
-    let m = queue.receive(1, Duration::from_secs(1), VIS).await.unwrap().remove(0);
-    queue.change_visibility(&m.receipt, Duration::from_secs(3)).await.unwrap();
+    let m = queue
+        .receive(1, Duration::from_secs(1), VIS)
+        .await
+        .unwrap()
+        .remove(0);
+    queue
+        .change_visibility(&m.receipt, Duration::from_secs(3))
+        .await
+        .unwrap();
     tokio::time::sleep(VIS + Duration::from_millis(300)).await;
-    assert!(queue.receive(1, Duration::ZERO, VIS).await.unwrap().is_empty(), "extension was ignored");
-    queue.change_visibility(&m.receipt, Duration::ZERO).await.unwrap();
+    assert!(
+        queue
+            .receive(1, Duration::ZERO, VIS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "extension was ignored"
+    );
+    queue
+        .change_visibility(&m.receipt, Duration::ZERO)
+        .await
+        .unwrap();
     let back = queue.receive(1, Duration::from_secs(2), VIS).await.unwrap();
     assert_eq!(back.len(), 1);
     queue.delete(&back[0].receipt).await.unwrap();
 }
 
-pub async fn a_message_moves_to_the_dead_letter_queue_after_the_receive_limit(queue: Arc<dyn Queue>) {
+pub async fn a_message_moves_to_the_dead_letter_queue_after_the_receive_limit(
+    queue: Arc<dyn Queue>,
+) {
     assert_eq!(queue.max_receives(), Some(2));
     queue.send_batch(&[message(7)]).await.unwrap();
     for n in 1..=2 {
         let got = queue.receive(1, Duration::from_secs(2), VIS).await.unwrap();
         assert_eq!(got.len(), 1, "receive {n}");
         assert_eq!(got[0].receive_count, n);
-        queue.change_visibility(&got[0].receipt, Duration::ZERO).await.unwrap();
+        queue
+            .change_visibility(&got[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
     }
     // The third receive finds it over the limit: it moves instead of being returned.
-    assert!(queue.receive(1, Duration::from_millis(500), VIS).await.unwrap().is_empty());
+    assert!(
+        queue
+            .receive(1, Duration::from_millis(500), VIS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let dlq = queue.dead_letter_queue().expect("a dead-letter queue");
     let dead = dlq.receive(1, Duration::from_secs(2), VIS).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -101,7 +165,10 @@ pub async fn a_long_poll_returns_as_soon_as_a_message_arrives(queue: Arc<dyn Que
     let waited = started.elapsed();
     send.await.unwrap();
     assert_eq!(got.len(), 1);
-    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
     queue.delete(&got[0].receipt).await.unwrap();
 }
 
@@ -139,11 +206,22 @@ async fn a_second_handle_on_the_same_file_sees_messages_by_polling() {
     let env = Env::new().await;
     let writer = env.queue(2).await;
     // Another process: its own database handle on the same file, no shared wake-up.
-    let other_db = orderd::storage::sqlite::SqliteDb::open(&env.dir.path().join("orderd.db")).unwrap();
-    let reader = orderd::queue::embedded::EmbeddedQueue::open_with_poll(other_db, "events", 2, Duration::from_millis(50))
-        .await
-        .unwrap();
-    let waiting = tokio::spawn(async move { reader.receive(1, Duration::from_secs(5), VIS).await.unwrap() });
+    let other_db =
+        orderd::storage::sqlite::SqliteDb::open(&env.dir.path().join("orderd.db")).unwrap();
+    let reader = orderd::queue::embedded::EmbeddedQueue::open_with_poll(
+        other_db,
+        "events",
+        2,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    let waiting = tokio::spawn(async move {
+        reader
+            .receive(1, Duration::from_secs(5), VIS)
+            .await
+            .unwrap()
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     writer.send_batch(&[message(3)]).await.unwrap();
     let got = waiting.await.unwrap();
@@ -156,15 +234,28 @@ async fn a_stale_receipt_deletes_nothing() {
     let env = Env::new().await;
     let queue = env.queue(5).await;
     queue.send_batch(&[message(1)]).await.unwrap();
-    let first = queue.receive(1, Duration::from_secs(1), VIS).await.unwrap().remove(0);
+    let first = queue
+        .receive(1, Duration::from_secs(1), VIS)
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(VIS + Duration::from_millis(100)).await;
-    let second = queue.receive(1, Duration::from_secs(2), Duration::from_secs(5)).await.unwrap().remove(0);
+    let second = queue
+        .receive(1, Duration::from_secs(2), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .remove(0);
     queue.delete(&first.receipt).await.unwrap();
     assert!(matches!(
-        queue.change_visibility(&first.receipt, Duration::ZERO).await,
+        queue
+            .change_visibility(&first.receipt, Duration::ZERO)
+            .await,
         Err(QueueError::InvalidReceipt)
     ));
-    queue.change_visibility(&second.receipt, Duration::ZERO).await.unwrap();
+    queue
+        .change_visibility(&second.receipt, Duration::ZERO)
+        .await
+        .unwrap();
     let third = queue.receive(1, Duration::from_secs(2), VIS).await.unwrap();
     assert_eq!(third.len(), 1, "the stale receipt deleted the message");
 }

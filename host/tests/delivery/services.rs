@@ -11,7 +11,10 @@ use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::queue::sqs::{SqsQueue, create_queues};
 use orderd::queue::{Queue, QueueSettings};
 
-use crate::helpers::{Env, assert_confirmation_of, consume_until_empty, emails_in, parse_email, relay_until_idle, service_env};
+use crate::helpers::{
+    Env, assert_confirmation_of, consume_until_empty, emails_in, parse_email, relay_until_idle,
+    service_env,
+};
 use crate::queue_contract;
 
 const SQS: &str = "ORDERD_TEST_SQS_ENDPOINT";
@@ -20,10 +23,20 @@ const SQS: &str = "ORDERD_TEST_SQS_ENDPOINT";
 async fn sqs_queue(endpoint: &str, fifo: bool, max_receives: u32) -> Arc<dyn Queue> {
     let base = format!("orderd-test-{}", Id::new());
     let name = if fifo { format!("{base}.fifo") } else { base };
-    let settings = QueueSettings { endpoint: Some(endpoint.to_owned()), region: Some("us-east-1".into()), ..QueueSettings::default() };
+    let settings = QueueSettings {
+        endpoint: Some(endpoint.to_owned()),
+        region: Some("us-east-1".into()),
+        ..QueueSettings::default()
+    };
     let client = orderd::queue::sqs::client(&settings).await;
-    let created = create_queues(&client, &name, fifo, max_receives).await.expect("create queues");
-    Arc::new(SqsQueue::open(client, created.queue_url).await.expect("open queue"))
+    let created = create_queues(&client, &name, fifo, max_receives)
+        .await
+        .expect("create queues");
+    Arc::new(
+        SqsQueue::open(client, created.queue_url)
+            .await
+            .expect("open queue"),
+    )
 }
 
 macro_rules! sqs_cases {
@@ -51,7 +64,9 @@ sqs_cases!(
 );
 
 async fn sqs_end_to_end(fifo: bool, test: &str) {
-    let Some(endpoint) = service_env(SQS, test) else { return };
+    let Some(endpoint) = service_env(SQS, test) else {
+        return;
+    };
     let env = Env::new().await;
     let queue = sqs_queue(&endpoint, fifo, 5).await;
     let relay = env.relay(queue.clone());
@@ -70,30 +85,54 @@ async fn sqs_end_to_end(fifo: bool, test: &str) {
 
 #[tokio::test]
 async fn an_order_is_processed_with_one_confirmation_through_a_standard_sqs_queue() {
-    sqs_end_to_end(false, "an_order_is_processed_with_one_confirmation_through_a_standard_sqs_queue").await;
+    sqs_end_to_end(
+        false,
+        "an_order_is_processed_with_one_confirmation_through_a_standard_sqs_queue",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_order_is_processed_with_one_confirmation_through_a_fifo_sqs_queue() {
-    sqs_end_to_end(true, "an_order_is_processed_with_one_confirmation_through_a_fifo_sqs_queue").await;
+    sqs_end_to_end(
+        true,
+        "an_order_is_processed_with_one_confirmation_through_a_fifo_sqs_queue",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_fifo_queue_drops_a_repeated_event_id() {
-    let Some(endpoint) = service_env(SQS, "a_fifo_queue_drops_a_repeated_event_id") else { return };
+    let Some(endpoint) = service_env(SQS, "a_fifo_queue_drops_a_repeated_event_id") else {
+        return;
+    };
     let queue = sqs_queue(&endpoint, true, 5).await;
     let message = queue_contract::message(1);
-    queue.send_batch(std::slice::from_ref(&message)).await.unwrap();
+    queue
+        .send_batch(std::slice::from_ref(&message))
+        .await
+        .unwrap();
     queue.send_batch(&[message]).await.unwrap();
-    let first = queue.receive(10, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
+    let first = queue
+        .receive(10, Duration::from_secs(1), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     queue.delete(&first[0].receipt).await.unwrap();
-    assert!(queue.receive(10, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap().is_empty());
+    assert!(
+        queue
+            .receive(10, Duration::from_secs(1), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Maildir messages whose Message-ID is `message_id` (the Maildir is shared by all tests).
 fn maildir_messages(dir: &Path, message_id: &str) -> Vec<crate::helpers::Delivered> {
-    let Ok(entries) = std::fs::read_dir(dir.join("new")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir.join("new")) else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok())
         .map(|e| parse_email(&std::fs::read(e.path()).unwrap()))
@@ -104,13 +143,21 @@ fn maildir_messages(dir: &Path, message_id: &str) -> Vec<crate::helpers::Deliver
 #[tokio::test]
 async fn an_order_is_processed_with_one_confirmation_through_a_real_smtp_server() {
     let test = "an_order_is_processed_with_one_confirmation_through_a_real_smtp_server";
-    let (Some(smtp), Some(maildir)) = (service_env("ORDERD_TEST_SMTP", test), service_env("ORDERD_TEST_MAILDIR", test)) else {
+    let (Some(smtp), Some(maildir)) = (
+        service_env("ORDERD_TEST_SMTP", test),
+        service_env("ORDERD_TEST_MAILDIR", test),
+    ) else {
         return;
     };
     let addr: std::net::SocketAddr = smtp.parse().expect("ORDERD_TEST_SMTP is host:port");
     let env = Env::new().await;
     let queue: Arc<dyn Queue> = env.queue(5).await;
-    let settings = SmtpSettings { host: addr.ip().to_string(), port: Some(addr.port()), security: SmtpSecurity::Plain, ..SmtpSettings::default() };
+    let settings = SmtpSettings {
+        host: addr.ip().to_string(),
+        port: Some(addr.port()),
+        security: SmtpSecurity::Plain,
+        ..SmtpSettings::default()
+    };
     let mailer = Arc::new(Mailer::smtp("Shop <shop@example.com>", settings).unwrap());
     let consumer = env.consumer(queue.clone(), mailer);
     let user = env.customer().await;
@@ -128,7 +175,11 @@ async fn an_order_is_processed_with_one_confirmation_through_a_real_smtp_server(
         tokio::time::sleep(Duration::from_millis(50)).await;
         found = maildir_messages(Path::new(&maildir), &id);
     }
-    assert_eq!(found.len(), 1, "exactly one message with the event's Message-ID");
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one message with the event's Message-ID"
+    );
     assert_eq!(found[0].to, user.email.as_str());
     assert_confirmation_of(&found[0], &order);
 }

@@ -42,7 +42,11 @@ impl SmtpSink {
                 sessions.spawn(session(socket, store.clone()));
             }
         });
-        Self { addr, messages, task }
+        Self {
+            addr,
+            messages,
+            task,
+        }
     }
 
     /// Raw messages accepted so far (dot-unstuffed, without the final `.` line).
@@ -88,12 +92,19 @@ async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>) {
         let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
             b"250-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n"
-        } else if upper.starts_with("HELO") || upper.starts_with("MAIL") || upper.starts_with("RCPT")
-            || upper.starts_with("RSET") || upper.starts_with("NOOP")
+        } else if upper.starts_with("HELO")
+            || upper.starts_with("MAIL")
+            || upper.starts_with("RCPT")
+            || upper.starts_with("RSET")
+            || upper.starts_with("NOOP")
         {
             b"250 OK\r\n"
         } else if upper.starts_with("DATA") {
-            if write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await.is_err() {
+            if write
+                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await
+                .is_err()
+            {
                 return;
             }
             let mut body = Vec::new();
@@ -106,7 +117,11 @@ async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>) {
                 if line == b".\r\n" {
                     break;
                 }
-                let content = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+                let content = if line.starts_with(b"..") {
+                    &line[1..]
+                } else {
+                    &line[..]
+                };
                 body.extend_from_slice(content);
             }
             store.lock().unwrap().push(body);

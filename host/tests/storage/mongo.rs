@@ -109,11 +109,15 @@ macro_rules! enclosing_fn {
     }};
 }
 
-/// A database of its own on one MongoDB server.
+/// A database of its own on one MongoDB server, dropped when the test ends.
 pub struct MongoHarness {
+    /// The server, for reconnecting.
     uri: String,
+    /// This test's own database.
     db_name: String,
+    /// How the store was opened (the standalone opt-out on the emulator).
     options: MongoOptions,
+    /// The store under test.
     store: MongoStore,
     /// Held for the whole test on the emulator.
     _turn: Option<MutexGuard<'static, ()>>,
@@ -165,6 +169,19 @@ impl MongoHarness {
             return None;
         };
         Some(Self::open(uri, MongoOptions::default(), None).await)
+    }
+}
+
+impl Drop for MongoHarness {
+    fn drop(&mut self) {
+        let db = self.store.database().clone();
+        // The contract cases run on multi-threaded runtimes, where blocking here is allowed.
+        tokio::task::block_in_place(|| {
+            if let Err(err) = tokio::runtime::Handle::current().block_on(async { db.drop().await })
+            {
+                eprintln!("could not drop the test database {}: {err}", self.db_name);
+            }
+        });
     }
 }
 
@@ -269,7 +286,7 @@ async fn raw(store: &MongoStore, collection: &str, id: Id) -> Document {
         .expect("the document exists")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn money_is_stored_as_int64_ids_as_object_ids_and_times_as_dates() {
     let Some(h) = on_emulator().await else { return };
     let mut tea = product(3_000_000_000, 1_000_000_000_000);
@@ -292,7 +309,7 @@ async fn money_is_stored_as_int64_ids_as_object_ids_and_times_as_dates() {
     assert_eq!(h.store.product(tea.id).await.unwrap(), Some(tea));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_document_is_reported_as_a_backend_error() {
     let Some(h) = on_emulator().await else { return };
     let tea = product(5, 100);
@@ -312,7 +329,7 @@ async fn a_corrupt_document_is_reported_as_a_backend_error() {
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_server_is_refused_with_the_fix_unless_allowed() {
     let Some(h) = on_emulator().await else { return };
 
@@ -331,7 +348,7 @@ async fn a_standalone_server_is_refused_with_the_fix_unless_allowed() {
     assert_eq!(h.store.backend_name(), "mongodb");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_again_finds_the_collections_and_indexes_in_place() {
     let Some(h) = on_emulator().await else { return };
     let tea = product(5, 100);
@@ -361,7 +378,7 @@ async fn connecting_again_finds_the_collections_and_indexes_in_place() {
     assert!(indexes.contains(&doc! { "username": 1 }), "{indexes:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_streams_are_reported_unavailable_on_a_standalone_server() {
     let Some(h) = on_emulator().await else { return };
 

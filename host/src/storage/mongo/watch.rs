@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::change_stream::ChangeStream;
-use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
-use mongodb::{Collection, options::UpdateOptions};
+use mongodb::change_stream::event::ResumeToken;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -90,8 +90,9 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An open change stream that yields one wake-up per relevant change.
 pub struct Wakeups {
-    /// The driver's stream; it resumes by itself after transient errors.
-    stream: ChangeStream<ChangeStreamEvent<Document>>,
+    /// The driver's stream, events left as raw documents (only their arrival matters); it
+    /// resumes by itself after transient errors.
+    stream: ChangeStream<Document>,
     /// Where resume tokens are kept.
     tokens: Collection<Document>,
     /// Which target this is, naming its token.
@@ -134,12 +135,12 @@ impl Wakeups {
                 doc! { "_id": self.target.name() },
                 doc! { "$set": { "token": token, "savedAt": mongodb::bson::DateTime::now() } },
             )
-            .with_options(UpdateOptions::builder().upsert(true).build())
+            .upsert(true)
             .await;
         match saved {
             Ok(_) => self.saved_at = Some(Instant::now()),
             Err(err) => {
-                tracing::warn!(error = %err, target = self.target.name(), "Failed to store a change-stream resume token")
+                tracing::warn!(error = %err, stream = self.target.name(), "Failed to store a change-stream resume token")
             }
         }
     }
@@ -153,6 +154,7 @@ fn token_from(stored: Option<&Bson>) -> Option<ResumeToken> {
 impl MongoStore {
     /// Opens a change stream on `target`, resuming after the stored token if there is one.
     pub async fn watch(&self, target: WatchTarget) -> Result<Wakeups, WatchError> {
+        // MongoDB serves change streams on replica sets and sharded clusters only.
         if !self.topology.supports_change_streams() {
             return Err(WatchError::Unavailable(format!(
                 "MongoDB is a {}",
@@ -181,15 +183,17 @@ impl MongoStore {
             && resuming
             && code(err).is_some_and(|c| CANNOT_RESUME.contains(&c))
         {
-            tracing::warn!(target = target.name(), error = %err, "cannot resume the change stream from its stored token; starting from now");
+            tracing::warn!(stream = target.name(), error = %err, "cannot resume the change stream from its stored token; starting from now");
             opened = collection.watch().pipeline(target.pipeline()).await;
         }
-        let stream = opened.map_err(|err| match code(&err) {
-            Some(c) if UNSUPPORTED.contains(&c) => WatchError::Unavailable(err.to_string()),
-            _ => WatchError::Failed(
-                anyhow::Error::new(err).context("Failed to open a change stream"),
-            ),
-        })?;
+        let stream = opened
+            .map(|s| s.with_type::<Document>())
+            .map_err(|err| match code(&err) {
+                Some(c) if UNSUPPORTED.contains(&c) => WatchError::Unavailable(err.to_string()),
+                _ => WatchError::Failed(
+                    anyhow::Error::new(err).context("Failed to open a change stream"),
+                ),
+            })?;
         Ok(Wakeups {
             stream,
             tokens: self.c.resume_tokens.clone(),
@@ -228,7 +232,7 @@ impl MongoStore {
                 match opened {
                     Ok(mut wakeups) => {
                         tracing::info!(
-                            target = target.name(),
+                            stream = target.name(),
                             "waking on a MongoDB change stream (polling continues as a fallback)"
                         );
                         failures = 0;
@@ -244,7 +248,7 @@ impl MongoStore {
                                 next = wakeups.next() => match next {
                                     Ok(()) => notify.notify_one(),
                                     Err(err) => {
-                                        tracing::warn!(target = target.name(), error = format!("{err:#}"), "change stream lost; reopening");
+                                        tracing::warn!(stream = target.name(), error = format!("{err:#}"), "change stream lost; reopening");
                                         break;
                                     }
                                 },
@@ -252,12 +256,12 @@ impl MongoStore {
                         }
                     }
                     Err(WatchError::Unavailable(reason)) => {
-                        tracing::info!(target = target.name(), %reason, "change streams unavailable; polling only");
+                        tracing::info!(stream = target.name(), %reason, "change streams unavailable; polling only");
                         return;
                     }
                     Err(WatchError::Failed(err)) => {
                         tracing::warn!(
-                            target = target.name(),
+                            stream = target.name(),
                             error = format!("{err:#}"),
                             "could not open a change stream; retrying"
                         );
