@@ -95,6 +95,8 @@ pub struct Settings {
     pub consumer: crate::consumer::ConsumerSettings,
     /// Outgoing e-mail (`[mail]`): `.eml` files in the data dir, or SMTP.
     pub mail: crate::mail::MailSettings,
+    /// Where orders, users and the outbox live (`[store]`): embedded SQLite or MongoDB.
+    pub store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -113,6 +115,42 @@ impl Default for Settings {
             relay: Default::default(),
             consumer: Default::default(),
             mail: Default::default(),
+            store: StoreSettings::default(),
+        }
+    }
+}
+
+/// Which storage backend serves every port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One SQLite file in the data directory; the default, needs no service.
+    #[default]
+    Sqlite,
+    /// A MongoDB replica set (production; several instances may share it).
+    Mongodb,
+}
+
+/// The storage backend and its connection (`[store]`, `ORDERD_STORE__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    /// Connection string of the replica set; may hold credentials, so it never prints.
+    pub mongodb_uri: Option<Secret>,
+    /// Database name inside the deployment.
+    pub mongodb_database: String,
+    /// How long the MongoDB inbox remembers processed event ids (TTL index).
+    pub inbox_retention_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Sqlite,
+            mongodb_uri: None,
+            mongodb_database: "orderd".into(),
+            inbox_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -251,7 +289,7 @@ impl Settings {
 
     /// Whether this process must run with production safeguards.
     pub fn is_production(&self) -> bool {
-        self.mode == Mode::Production
+        self.mode == Mode::Production || self.store.backend == StoreBackend::Mongodb
     }
 
     /// Path of the embedded SQLite database.

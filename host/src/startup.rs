@@ -25,6 +25,8 @@ use crate::configuration::Settings;
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
+use crate::configuration::StoreBackend;
+use crate::storage::mongo::{MongoOptions, MongoStore, WatchTarget};
 use crate::storage::sqlite::SqliteStore;
 
 /// A part of the system a process can run.
@@ -87,12 +89,35 @@ impl fmt::Display for Roles {
     }
 }
 
-/// Opens the configured store: the embedded SQLite database in the data directory.
-pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let path = settings.database_path();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("Failed to open the database at {}", path.display()))?;
-    Ok(Arc::new(store))
+/// Opens the configured store: the embedded SQLite database in the data directory, or MongoDB.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    match settings.store.backend {
+        StoreBackend::Sqlite => {
+            let path = settings.database_path();
+            let store = SqliteStore::open(&path)
+                .with_context(|| format!("Failed to open the database at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreBackend::Mongodb => Ok(Arc::new(open_mongo(settings).await?)),
+    }
+}
+
+/// Connects to the MongoDB deployment the settings name (production backend).
+async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
+    let uri = settings.store.mongodb_uri.as_ref().context(
+        "store.backend is mongodb but no connection string is set (ORDERD_STORE__MONGODB_URI)",
+    )?;
+    let mut options = MongoOptions::from_env();
+    options.inbox_retention = std::time::Duration::from_secs(settings.store.inbox_retention_secs);
+    if settings.queue.backend == crate::queue::QueueBackend::Embedded {
+        tracing::warn!(
+            "the embedded queue is local to this instance's data directory; \
+             with several instances on one MongoDB use SQS (ORDERD_QUEUE__BACKEND=sqs)"
+        );
+    }
+    MongoStore::connect(uri.expose(), &settings.store.mongodb_database, options)
+        .await
+        .context("Failed to open the MongoDB store")
 }
 
 /// Builds the shared state from the settings and an opened store.
@@ -127,18 +152,32 @@ pub struct Application {
     /// The store's SQLite handle when the store is the embedded one; the embedded queue keeps
     /// its table in the same file through it.
     sqlite: Option<crate::storage::sqlite::SqliteDb>,
+    /// The MongoDB store when that is the backend: its change streams wake the relay.
+    mongo: Option<MongoStore>,
 }
 
 impl Application {
-    /// Opens the configured store and builds the application on it.
+    /// Opens the configured store (embedded SQLite, or MongoDB) and builds the application on it.
     pub async fn build(settings: Settings, roles: Roles) -> anyhow::Result<Self> {
-        let path = settings.database_path();
-        let store = SqliteStore::open(&path)
-            .with_context(|| format!("Failed to open the database at {}", path.display()))?;
-        let sqlite = store.db();
-        let mut app = Self::build_with_store(settings, roles, Arc::new(store)).await?;
-        app.sqlite = Some(sqlite);
-        Ok(app)
+        match settings.store.backend {
+            StoreBackend::Sqlite => {
+                let path = settings.database_path();
+                let store = SqliteStore::open(&path).with_context(|| {
+                    format!("Failed to open the database at {}", path.display())
+                })?;
+                let sqlite = store.db();
+                let mut app = Self::build_with_store(settings, roles, Arc::new(store)).await?;
+                app.sqlite = Some(sqlite);
+                Ok(app)
+            }
+            StoreBackend::Mongodb => {
+                let store = open_mongo(&settings).await?;
+                let mut app =
+                    Self::build_with_store(settings, roles, Arc::new(store.clone())).await?;
+                app.mongo = Some(store);
+                Ok(app)
+            }
+        }
     }
 
     /// Builds the application on an already opened store.
@@ -162,6 +201,7 @@ impl Application {
             state,
             roles,
             sqlite: None,
+            mongo: None,
         })
     }
 
@@ -231,6 +271,16 @@ impl Application {
             None => None,
         };
         let mut tasks = self.spawn_delivery_roles(&token);
+        // On a replica set, new outbox events wake the relay at once even when another
+        // instance wrote them; elsewhere the relay's polling covers it (logged once).
+        let wakeups = match (&self.mongo, self.roles.contains(ProcessRole::Relay)) {
+            (Some(mongo), true) => Some(mongo.spawn_wakeups(
+                WatchTarget::Outbox,
+                self.state.order_committed.clone(),
+                token.clone(),
+            )),
+            _ => None,
+        };
         // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
         tasks.push(crate::service::plugin_sync::spawn_plugin_sync(
             self.state.store.clone(),
@@ -281,6 +331,10 @@ impl Application {
             }
             if let Some(watcher) = watcher {
                 watcher.stopped().await;
+            }
+            if let Some(wakeups) = wakeups {
+                // It ends on the cancelled token; a panic in it is not worth failing the stop.
+                let _ = wakeups.await;
             }
             outcome
         };

@@ -129,7 +129,7 @@ impl CreateArgs {
         let runtime =
             tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
         runtime.block_on(async {
-            let store = open_store(&settings)?;
+            let store = open_store(&settings).await?;
             let hasher = PasswordHasher::new(1)?;
             let outcome = ensure_admin(
                 store.as_ref(),

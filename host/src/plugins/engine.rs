@@ -25,6 +25,9 @@ use super::settings::RuntimeSettings;
 use super::store::HostState;
 use super::wt;
 
+/// Bytes of each linear memory reset with memset (kept resident) between calls.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// How often the epoch advances; the granularity of deadlines and of yields to tokio.
 pub const TICK: Duration = Duration::from_millis(1);
 
@@ -40,10 +43,12 @@ pub fn build_engine(settings: &RuntimeSettings) -> anyhow::Result<Engine> {
         .total_stacks(n)
         .total_gc_heaps(n)
         .max_memory_size(settings.memory_cap_bytes);
-    // EXPERIMENT (temporary)
-    if let Ok(v) = std::env::var("EXP_KEEP") { pool.linear_memory_keep_resident(v.parse().unwrap()); }
-    if let Ok(v) = std::env::var("EXP_BATCH") { pool.decommit_batch_size(v.parse().unwrap()); }
-    if let Ok(v) = std::env::var("EXP_TABLE") { pool.table_keep_resident(v.parse().unwrap()); }
+    // Reset each call's memory and tables with memset instead of madvise: a fresh store per
+    // call otherwise pays page faults and a decommit syscall for every page it touches. 2 MiB
+    // covers a Rust guest's 1 MiB stack, its data and a small heap (measured: 28 → 20 µs per
+    // tax call; see BENCHMARKS.md). The cost is that much RSS per warm pool slot.
+    pool.linear_memory_keep_resident(KEEP_RESIDENT.min(settings.memory_cap_bytes))
+        .table_keep_resident(64 << 10);
 
     let mut config = Config::new();
     config

@@ -39,7 +39,7 @@ use error::MongoContext;
 
 /// Environment variable that lets [`MongoOptions::from_env`] accept a standalone server.
 /// Test-only: transactions are then not isolated.
-pub const ALLOW_STANDALONE_ENV: &str = "ORDERD_MONGODB_ALLOW_STANDALONE";
+pub const ALLOW_STANDALONE_ENV: &str = "ORDERD_TEST_MONGODB_ALLOW_STANDALONE";
 
 /// How long an idempotency key stays taken: the same 24 h window as the embedded store. The
 /// TTL index removes older records lazily, so the order transaction also replaces an expired
