@@ -16,8 +16,7 @@ use clap::Args;
 
 use crate::inproc::{self, Bench};
 use crate::load::{self, Fixture, Plan};
-use crate::load_cmd::{print_outcome, secs};
-use crate::server::mib;
+use crate::load_cmd::{print_memory, print_outcome, secs};
 use crate::stats::{Recorder, goal_line, lag_histogram};
 use crate::target::{Target, TargetArgs};
 
@@ -97,6 +96,8 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     eprintln!("logins at 20/s and health at 20/s during closed-loop load …");
     let side = logins_during_load(&fixture, &closed_plan).await;
     let peak = target.memory();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = target.memory();
 
     println!("\n== compare ==");
     if let Some(ip) = &inproc {
@@ -192,15 +193,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         side.orders_rate,
         side.orders.percentiles()
     );
-    if let (Some(idle), Some(peak)) = (idle, peak) {
-        goal_line(
-            "idle RSS (after start)",
-            &mib(idle.rss_kib),
-            "≤ 60 MiB",
-            Some(idle.rss_kib <= 60 * 1024),
-        );
-        goal_line("peak RSS (VmHWM)", &mib(peak.peak_kib), "-", None);
-    }
+    print_memory(idle, peak, after);
     if args.target.keep {
         target.keep();
     }

@@ -9,8 +9,8 @@
 //!   against the call's budget and yields to tokio (see `store.rs`).
 //! * Exports are called with `call_async` on a fiber: the guest runs on the caller's tokio
 //!   worker and yields back to tokio at every tick, so a slow guest occupies a worker for at
-//!   most a tick at a time and no thread hand-off is paid per call (a `spawn_blocking` per call
-//!   measured slower; see BENCHMARKS.md).
+//!   most a tick at a time and no thread hand-off is paid per call (a `spawn_blocking` round
+//!   trip alone measured ≈ 15 µs, about 70% of a whole tax call; see BENCHMARKS.md).
 //! * The linker provides WASI preview 2 (a Rust `wasm32-wasip2` component imports it even when
 //!   it uses none of it); the WASI context of each call grants nothing.
 

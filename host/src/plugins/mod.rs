@@ -3,8 +3,8 @@
 //!
 //! One [`PluginRuntime`] per process owns one wasmtime engine and three slots. Each slot
 //! serves its active plugin from an atomic swap; every call gets a fresh store with a memory
-//! cap, a deadline and a WASI context that grants nothing, and its output is checked before
-//! the host uses it. New versions come from bytes ([`PluginRuntime::load`]), from the watched
+//! cap, a CPU-time deadline and a WASI context that grants nothing, and its output is checked
+//! before the host uses it. New versions come from bytes ([`PluginRuntime::load`]), from the watched
 //! plugins directory ([`PluginRuntime::spawn_watcher`]) or from the built-in defaults, and are
 //! compiled, checked against the slot's world and smoke-tested before they are swapped in.
 //!
@@ -12,7 +12,8 @@
 //! `slot` (slots and versions), `store` + `stderr` (the per-call sandbox), `call` (one call),
 //! `checks` (output checks), `loader` + `cache` (compiling candidates), `runtime` (the public
 //! handle and failure policies), `watcher` (hot reload), `native` (the same rules compiled
-//! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults).
+//! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults),
+//! `template` (the crate `orderd plugin new` writes).
 
 mod bindings;
 mod cache;
