@@ -13,7 +13,9 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest_dir.parent().expect("host/ sits in the repository root");
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the repository root");
     let plugins = root.join("plugins");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out; share one plugin build per target dir.
@@ -55,7 +57,9 @@ fn main() {
         .status()
         .unwrap_or_else(|e| panic!("could not run cargo to build plugins/: {e}"));
     if !status.success() {
-        panic!("building the rule plugins in plugins/ for {WASM_TARGET} failed (see the errors above)");
+        panic!(
+            "building the rule plugins in plugins/ for {WASM_TARGET} failed (see the errors above)"
+        );
     }
 
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
@@ -69,14 +73,18 @@ fn ensure_wasm_target() {
     if wasm_std_installed() {
         return;
     }
-    println!("cargo:warning=the {WASM_TARGET} target is missing; running `rustup target add {WASM_TARGET}`");
+    println!(
+        "cargo:warning=the {WASM_TARGET} target is missing; running `rustup target add {WASM_TARGET}`"
+    );
     let added = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     if !added || !wasm_std_installed() {
-        eprintln!("error: the {WASM_TARGET} target is not installed: run `rustup target add {WASM_TARGET}`");
+        eprintln!(
+            "error: the {WASM_TARGET} target is not installed: run `rustup target add {WASM_TARGET}`"
+        );
         panic!("the {WASM_TARGET} target is not installed: run `rustup target add {WASM_TARGET}`");
     }
 }

@@ -84,6 +84,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         progress: true,
     };
     let closed = load::drive(&fixture, &closed_plan).await;
+    let rate_plan = Plan {
+        clients: args.clients,
+        duration: phase,
+        rate: Some(args.rate),
+        progress: false,
+    };
 
     eprintln!(
         "hot swap: {:.0} s at {:.0}/s without swaps, then with swaps …",
@@ -93,8 +99,29 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let (lags, missing) =
         load::processing_lags(&fixture, &swap.quiet_created, 2000, Duration::from_secs(30)).await;
 
-    eprintln!("logins at 20/s and health at 20/s during closed-loop load …");
-    let side = logins_during_load(&fixture, &closed_plan).await;
+    let mut sides: Vec<SideTraffic> = Vec::new();
+    for (plan, logins) in [
+        (&closed_plan, false),
+        (&closed_plan, true),
+        (&rate_plan, true),
+    ] {
+        // Each phase starts once the consumer has caught up with the one before it.
+        let previous = sides
+            .last()
+            .map_or(&swap.swapping_created, |side| &side.created);
+        drain(&fixture, previous).await;
+        let label = format!(
+            "{} {}",
+            if logins {
+                "logins and health during"
+            } else {
+                "health alone during"
+            },
+            crate::load_cmd::describe(plan)
+        );
+        eprintln!("{label} …");
+        sides.push(side_traffic(&fixture, plan, logins, label).await);
+    }
     let peak = target.memory();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = target.memory();
@@ -171,28 +198,10 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         lags.len()
     );
     swap.print();
-    goal_line(
-        "login p99 (20/s during load)",
-        &format!("{:.2} ms", side.login.ms(0.99)),
-        "-",
-        None,
-    );
-    goal_line(
-        "health p99 (during load)",
-        &format!("{:.2} ms", side.health.ms(0.99)),
-        "≤ 5 ms",
-        Some(side.health.ms(0.99) <= 5.0),
-    );
-    println!(
-        "  logins: {}; health: {}",
-        side.login.status_summary(),
-        side.health.status_summary()
-    );
-    println!(
-        "  orders meanwhile: {:.0}/s, {}",
-        side.orders_rate,
-        side.orders.percentiles()
-    );
+    println!("side traffic (argon2 logins must not stall the runtime):");
+    for side in &sides {
+        side.print();
+    }
     print_memory(idle, peak, after);
     if args.target.keep {
         target.keep();
@@ -250,6 +259,7 @@ struct SwapOutcome {
     quiet: Recorder,
     quiet_created: Vec<String>,
     swapping: Recorder,
+    swapping_created: Vec<String>,
     uploads: Recorder,
 }
 
@@ -336,38 +346,92 @@ async fn hot_swap(fixture: &Fixture, args: &CompareArgs) -> anyhow::Result<SwapO
         quiet: quiet.orders,
         quiet_created: quiet.created,
         swapping: swapping.orders,
+        swapping_created: swapping.created,
         uploads,
     })
 }
 
-/// Side-traffic figures.
+/// Side-traffic figures of one phase.
 struct SideTraffic {
+    /// What the phase was.
+    label: String,
     login: Recorder,
     health: Recorder,
     orders: Recorder,
     orders_rate: f64,
+    /// Orders created meanwhile (the next phase waits for them to be processed).
+    created: Vec<String>,
 }
 
-async fn logins_during_load(fixture: &Fixture, plan: &Plan) -> SideTraffic {
+impl SideTraffic {
+    fn print(&self) {
+        println!("  {}:", self.label);
+        if self.login.total() > 0 {
+            goal_line(
+                "  login p99 (20/s)",
+                &format!("{:.2} ms", self.login.ms(0.99)),
+                "-",
+                None,
+            );
+        }
+        goal_line(
+            "  health p99 (20/s)",
+            &format!("{:.2} ms", self.health.ms(0.99)),
+            "≤ 5 ms",
+            Some(self.health.ms(0.99) <= 5.0),
+        );
+        println!(
+            "      logins {}; health {}; orders {:.0}/s, {}",
+            self.login.status_summary(),
+            self.health.status_summary(),
+            self.orders_rate,
+            self.orders.percentiles()
+        );
+    }
+}
+
+/// Health checks at 20/s (and, with `logins`, 20 logins/s) while `plan` sends orders.
+async fn side_traffic(fixture: &Fixture, plan: &Plan, logins: bool, label: String) -> SideTraffic {
     let quiet_plan = Plan {
         progress: false,
         ..plan.clone()
     };
     let (api, customers) = (fixture.api.clone(), fixture.customers.clone());
-    let logins = load::paced(20.0, plan.duration, move |i| {
-        let (api, customer) = (api.clone(), customers[i as usize % customers.len()].clone());
-        async move { load::login_status(&api, &customer).await }
-    });
+    let login_rate = if logins { 20.0 } else { 0.0 };
+    let login_task = async move {
+        if login_rate == 0.0 {
+            return Recorder::default();
+        }
+        load::paced(login_rate, quiet_plan.duration, move |i| {
+            let (api, customer) = (api.clone(), customers[i as usize % customers.len()].clone());
+            async move { load::login_status(&api, &customer).await }
+        })
+        .await
+    };
     let api = fixture.api.clone();
     let health = load::paced(20.0, plan.duration, move |_| {
         let api = api.clone();
         async move { load::health_status(&api).await }
     });
-    let (orders, login, health) = tokio::join!(load::drive(fixture, &quiet_plan), logins, health);
+    let (orders, login, health) =
+        tokio::join!(load::drive(fixture, &quiet_plan), login_task, health);
     SideTraffic {
+        label,
         login,
         health,
         orders_rate: orders.rate(),
         orders: orders.orders,
+        created: orders.created,
+    }
+}
+
+/// Waits (up to two minutes) until the newest of `created` are processed, so the next phase
+/// does not inherit the consumer's backlog.
+async fn drain(fixture: &Fixture, created: &[String]) {
+    let newest: Vec<String> = created.iter().rev().take(20).cloned().collect();
+    let (_, missing) =
+        load::processing_lags(fixture, &newest, newest.len(), Duration::from_secs(120)).await;
+    if missing > 0 {
+        eprintln!("warning: {missing} orders still unprocessed after two minutes");
     }
 }

@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{PasswordHasher, TokenService};
 use crate::configuration::Settings;
+use crate::configuration::StoreBackend;
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
-use crate::configuration::StoreBackend;
 use crate::storage::mongo::{MongoOptions, MongoStore, WatchTarget};
 use crate::storage::sqlite::SqliteStore;
 

@@ -61,7 +61,10 @@ fn orderd(data: &Path, uri: &str, database: &str, emulator: bool) -> Command {
         .env("ORDERD_STORE__BACKEND", "mongodb")
         .env("ORDERD_STORE__MONGODB_URI", uri)
         .env("ORDERD_STORE__MONGODB_DATABASE", database)
-        .env("ORDERD_AUTH__JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-0123")
+        .env(
+            "ORDERD_AUTH__JWT_SECRET",
+            "e2e-secret-e2e-secret-e2e-secret-0123",
+        )
         .env("ORDERD_RATE_LIMIT__ENABLED", "false")
         .env("ORDERD_HTTP__PLAIN_HTTP_COOKIES", "true")
         .env(

@@ -26,9 +26,9 @@ impl Id {
                 "must be a 24-character hexadecimal ObjectId",
             ));
         }
-        bson::oid::ObjectId::parse_str(s)
-            .map(Self)
-            .map_err(|_| ParseError::new("invalid-id", "must be a 24-character hexadecimal ObjectId"))
+        bson::oid::ObjectId::parse_str(s).map(Self).map_err(|_| {
+            ParseError::new("invalid-id", "must be a 24-character hexadecimal ObjectId")
+        })
     }
 
     pub fn from_bytes(bytes: [u8; 12]) -> Self {
@@ -107,7 +107,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "abc", "zzzzzzzzzzzzzzzzzzzzzzzz", "0123456789abcdef012345678", " 0123456789abcdef0123456"] {
+        for bad in [
+            "",
+            "abc",
+            "zzzzzzzzzzzzzzzzzzzzzzzz",
+            "0123456789abcdef012345678",
+            " 0123456789abcdef0123456",
+        ] {
             assert_eq!(Id::parse(bad).unwrap_err().code, "invalid-id", "{bad:?}");
         }
     }
@@ -115,6 +121,9 @@ mod tests {
     #[test]
     fn ids_serialize_as_plain_hex_strings() {
         let id = Id::parse("65a1b2c3d4e5f60718293a4b").unwrap();
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"65a1b2c3d4e5f60718293a4b\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"65a1b2c3d4e5f60718293a4b\""
+        );
     }
 }

@@ -170,10 +170,17 @@ mod tests {
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                assert_eq!(from.can_become(to), allowed.contains(&(from, to)), "{from:?} -> {to:?}");
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
             }
         }
-        assert_eq!(OrderStatus::sources_of(Cancelled), vec![Pending, Processing, Processed]);
+        assert_eq!(
+            OrderStatus::sources_of(Cancelled),
+            vec![Pending, Processing, Processed]
+        );
     }
 
     #[test]

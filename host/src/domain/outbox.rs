@@ -84,7 +84,12 @@ pub struct OutboxEvent {
 
 impl OutboxEvent {
     /// A new pending event for `order_id`.
-    pub fn new(order_id: Id, event_type: EventType, payload: serde_json::Value, at: DateTime<Utc>) -> Self {
+    pub fn new(
+        order_id: Id,
+        event_type: EventType,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: Id::new(),
             order_id,
@@ -137,7 +142,12 @@ mod tests {
 
     #[test]
     fn the_envelope_round_trips_as_camel_case_json() {
-        let ev = OutboxEvent::new(Id::new(), EventType::OrderCreated, serde_json::json!({"total": 118}), Utc::now());
+        let ev = OutboxEvent::new(
+            Id::new(),
+            EventType::OrderCreated,
+            serde_json::json!({"total": 118}),
+            Utc::now(),
+        );
         let json = serde_json::to_value(ev.envelope()).unwrap();
         assert_eq!(json["type"], "order.created");
         assert_eq!(json["eventId"], ev.id.to_hex());

@@ -41,17 +41,26 @@ pub fn parse_name(s: &str) -> Result<String, ParseError> {
     let t = s.trim();
     let len = t.chars().count();
     if len == 0 || len > 200 {
-        return Err(ParseError::new("invalid-length", "must be 1 to 200 characters"));
+        return Err(ParseError::new(
+            "invalid-length",
+            "must be 1 to 200 characters",
+        ));
     }
     if t.chars().any(|c| c.is_control()) {
-        return Err(ParseError::new("invalid-format", "must not contain control characters"));
+        return Err(ParseError::new(
+            "invalid-format",
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
 
 pub fn parse_description(s: &str) -> Result<String, ParseError> {
     if s.chars().count() > 2000 {
-        return Err(ParseError::new("invalid-length", "must be at most 2000 characters"));
+        return Err(ParseError::new(
+            "invalid-length",
+            "must be at most 2000 characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -59,7 +68,10 @@ pub fn parse_description(s: &str) -> Result<String, ParseError> {
 /// 1–64 characters of `[A-Za-z0-9._-]`.
 pub fn parse_sku(s: &str) -> Result<String, ParseError> {
     if s.is_empty() || s.len() > 64 {
-        return Err(ParseError::new("invalid-length", "must be 1 to 64 characters"));
+        return Err(ParseError::new(
+            "invalid-length",
+            "must be 1 to 64 characters",
+        ));
     }
     if !s
         .bytes()
@@ -77,7 +89,10 @@ pub fn parse_sku(s: &str) -> Result<String, ParseError> {
 pub fn parse_category(s: &str) -> Result<String, ParseError> {
     let c = s.trim().to_lowercase();
     if c.is_empty() || c.len() > 64 {
-        return Err(ParseError::new("invalid-length", "must be 1 to 64 characters"));
+        return Err(ParseError::new(
+            "invalid-length",
+            "must be 1 to 64 characters",
+        ));
     }
     if !c
         .bytes()
@@ -108,7 +123,13 @@ mod tests {
     #[test]
     fn skus_allow_a_safe_alphabet_only() {
         assert!(parse_sku("TEA-500g_v1.2").is_ok());
-        for bad in ["", "a b", "x'; DROP TABLE products;--", "ü", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "x'; DROP TABLE products;--",
+            "ü",
+            &"a".repeat(65),
+        ] {
             assert!(parse_sku(bad).is_err(), "{bad:?}");
         }
     }

@@ -15,7 +15,10 @@ impl Username {
         let folded = s.to_lowercase();
         let len = folded.chars().count();
         if !(3..=32).contains(&len) {
-            return Err(ParseError::new("invalid-length", "must be 3 to 32 characters"));
+            return Err(ParseError::new(
+                "invalid-length",
+                "must be 3 to 32 characters",
+            ));
         }
         if !folded
             .bytes()
@@ -43,7 +46,10 @@ impl Email {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let trimmed = s.trim();
         if trimmed.len() > 254 {
-            return Err(ParseError::new("invalid-length", "must be at most 254 characters"));
+            return Err(ParseError::new(
+                "invalid-length",
+                "must be at most 254 characters",
+            ));
         }
         let lowered = trimmed.to_lowercase();
         let parsed = email_address::EmailAddress::parse_with_options(
@@ -52,10 +58,18 @@ impl Email {
                 .without_display_text()
                 .without_domain_literal(),
         )
-        .map_err(|_| ParseError::new("invalid-format", "must be an e-mail address such as ada@example.com"))?;
+        .map_err(|_| {
+            ParseError::new(
+                "invalid-format",
+                "must be an e-mail address such as ada@example.com",
+            )
+        })?;
         // A bare host ("a@localhost") is legal but never a customer address.
         if !parsed.domain().contains('.') {
-            return Err(ParseError::new("invalid-format", "must be an e-mail address such as ada@example.com"));
+            return Err(ParseError::new(
+                "invalid-format",
+                "must be an e-mail address such as ada@example.com",
+            ));
         }
         Ok(Self(lowered))
     }
@@ -73,10 +87,16 @@ impl Password {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let len = s.chars().count();
         if len < 8 {
-            return Err(ParseError::new("too-short", "must be at least 8 characters"));
+            return Err(ParseError::new(
+                "too-short",
+                "must be at least 8 characters",
+            ));
         }
         if len > 128 {
-            return Err(ParseError::new("too-long", "must be at most 128 characters"));
+            return Err(ParseError::new(
+                "too-long",
+                "must be at most 128 characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -146,8 +166,19 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_must_look_like_addresses() {
-        assert_eq!(Email::parse("Ada@Example.COM").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@localhost", "a b@example.com", "{\"$gt\": \"\"}"] {
+        assert_eq!(
+            Email::parse("Ada@Example.COM").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@localhost",
+            "a b@example.com",
+            "{\"$gt\": \"\"}",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -158,6 +189,9 @@ mod tests {
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"x".repeat(128)).is_ok());
         assert!(Password::parse(&"x".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-password").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-password").unwrap()),
+            "Password(***)"
+        );
     }
 }

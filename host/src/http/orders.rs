@@ -2,6 +2,10 @@
 //! read one, list one's own, cancel. The work happens in `service::orders`; this module
 //! translates between JSON and the service and maps its errors to problems.
 //!
+//! A product named on several lines is passed to the validation plugin as it is; the default
+//! plugin refuses it (422 `rule-violation`, code `duplicate-product`), and an operator may
+//! allow it with the validation config `allow-duplicate-products=true`.
+//!
 //! `Idempotency-Key`: 1–255 visible ASCII characters. A repeat of a successful request with the
 //! same key and the same body (compared as canonical JSON, so whitespace and member order do
 //! not matter) by the same user within 24 hours gets the first response again, with

@@ -5,8 +5,10 @@
 //! instance's runtime is updated at once, the others within a poll interval.
 //!
 //! Rollback goes to the version uploaded before the active one, and from the oldest upload to
-//! the built-in default. An uploaded version takes precedence over a file in the watched
-//! plugins directory until it is rolled back past.
+//! the built-in default. Activating an upload replaces whatever a slot runs, including a file
+//! from the watched plugins directory, and rolling back past the oldest upload reverts to the
+//! built-in default; a later change in the plugins directory takes over that instance's slot
+//! until the store's pointer moves again.
 
 use chrono::Utc;
 use rule_types::Config;

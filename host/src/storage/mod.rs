@@ -103,7 +103,12 @@ pub trait ProductStore: Send + Sync {
     /// Products in ascending id order, starting after `after`.
     async fn list_products(&self, after: Option<Id>, limit: u32) -> StoreResult<Vec<Product>>;
     /// Applies `patch` and returns the new product. `NotFound` if absent.
-    async fn update_product(&self, id: Id, patch: &ProductPatch, at: DateTime<Utc>) -> StoreResult<Product>;
+    async fn update_product(
+        &self,
+        id: Id,
+        patch: &ProductPatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Product>;
 }
 
 /// A stored response for an `Idempotency-Key`, replayed for the same user, key and body.
@@ -141,7 +146,12 @@ pub trait OrderStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn order(&self, id: Id) -> StoreResult<Option<Order>>;
     /// A user's orders, newest first (descending id), starting before `before`.
-    async fn orders_of_user(&self, user_id: Id, before: Option<Id>, limit: u32) -> StoreResult<Vec<Order>>;
+    async fn orders_of_user(
+        &self,
+        user_id: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>>;
     /// Conditional transition: only if the current status is in `from`. Returns the updated
     /// order; `NotFound`, or `Conflict("status:<current>")` when the status did not match.
     async fn transition_order(
@@ -228,9 +238,20 @@ pub trait InboxStore: Send + Sync {
     async fn inbox_record(&self, event_id: Id, at: DateTime<Utc>) -> StoreResult<bool>;
     /// Conditionally claims the e-mail send for `event_id` until `until` (an expired claim of a
     /// crashed consumer may be taken over).
-    async fn claim_email(&self, event_id: Id, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<EmailClaim>;
+    async fn claim_email(
+        &self,
+        event_id: Id,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<EmailClaim>;
     /// Records the e-mail of `event_id` as sent with its Message-ID.
-    async fn finish_email(&self, event_id: Id, message_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn finish_email(
+        &self,
+        event_id: Id,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Releases an unsent claim after a failed send, so a redelivery may try again.
     async fn release_email(&self, event_id: Id, owner: &str) -> StoreResult<()>;
 }
@@ -271,7 +292,12 @@ pub trait PluginStore: Send + Sync {
     /// Versions of a slot, newest first, without their wasm bytes (`wasm` is empty).
     async fn plugin_versions(&self, slot: &str) -> StoreResult<Vec<PluginVersion>>;
     /// Points `slot` at `version_id` (None = embedded default) and bumps its generation.
-    async fn set_active_plugin(&self, slot: &str, version_id: Option<Id>, at: DateTime<Utc>) -> StoreResult<ActivePlugin>;
+    async fn set_active_plugin(
+        &self,
+        slot: &str,
+        version_id: Option<Id>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ActivePlugin>;
     async fn active_plugins(&self) -> StoreResult<Vec<ActivePlugin>>;
 }
 

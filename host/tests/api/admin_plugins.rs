@@ -466,3 +466,25 @@ async fn a_version_uploaded_without_config_runs_with_the_instances_configured_co
     assert_eq!(tax_of_an_order(&app).await, 1_500);
     assert_eq!(tax_slot(&app, &admin).await["config"][0]["value"], "1500");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_admin_plugin_routes() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    for (path, method) in [
+        ("/api/admin/plugins", "get"),
+        ("/api/admin/plugins/{slot}", "put"),
+        ("/api/admin/plugins/{slot}/versions", "get"),
+        ("/api/admin/plugins/{slot}/rollback", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let upload = &doc["paths"]["/api/admin/plugins/{slot}"]["put"];
+    assert!(
+        upload["requestBody"]["content"]["application/wasm"].is_object(),
+        "{upload}"
+    );
+}

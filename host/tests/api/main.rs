@@ -3,11 +3,11 @@
 
 mod helpers;
 
+mod admin_plugins;
 mod auth;
 mod cli;
 mod errors;
 mod health;
-mod products;
-mod admin_plugins;
 mod idempotency;
 mod orders;
+mod products;

@@ -3,8 +3,9 @@
 //!
 //! Repeated products: a request naming one product on several lines is passed to the
 //! validation slot as it is. The default validation plugin refuses it with the
-//! `duplicate-product` violation; an operator who wants to allow it configures that plugin
-//! accordingly, and the stock of such a product is then taken once per line.
+//! `duplicate-product` violation; an operator who wants to allow it sets the validation config
+//! `allow-duplicate-products=true`, and such a product's stock is then taken for the sum of
+//! its lines.
 
 mod place;
 pub mod pricing;

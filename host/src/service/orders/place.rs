@@ -219,3 +219,60 @@ fn rules_failed(slot: Slot, err: PluginCallError) -> OrderError {
         cause: anyhow::Error::new(err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::{Currency, OrderItem};
+
+    fn order(lines: &[(Id, u32)]) -> Order {
+        let now = Utc::now();
+        Order {
+            id: Id::new(),
+            user_id: Id::new(),
+            status: OrderStatus::Pending,
+            currency: Currency::parse("INR").unwrap(),
+            items: lines
+                .iter()
+                .map(|&(product_id, quantity)| OrderItem {
+                    product_id,
+                    sku: "SKU".into(),
+                    name: "Tea".into(),
+                    category: "general".into(),
+                    unit_price: 1,
+                    quantity,
+                    subtotal: i64::from(quantity),
+                    tax: 0,
+                })
+                .collect(),
+            subtotal: 0,
+            tax_total: 0,
+            total: 0,
+            tax_lines: vec![],
+            shipping_address: None,
+            created_at: now,
+            updated_at: now,
+            processing_at: None,
+            processed_at: None,
+            cancelled_at: None,
+            failed_at: None,
+        }
+    }
+
+    #[test]
+    fn repeated_lines_of_a_product_take_its_stock_once_for_their_sum() {
+        let (tea, mug) = (Id::new(), Id::new());
+        let takes = stock_takes(&order(&[(tea, 2), (mug, 1), (tea, 3)]));
+        let pairs: Vec<_> = takes.iter().map(|t| (t.product_id, t.quantity)).collect();
+        assert_eq!(pairs, [(tea, 5), (mug, 1)]);
+    }
+
+    #[test]
+    fn a_sum_beyond_32_bits_saturates_instead_of_wrapping() {
+        let tea = Id::new();
+        let takes = stock_takes(&order(&[(tea, u32::MAX), (tea, 1)]));
+        assert_eq!(takes[0].quantity, u32::MAX);
+    }
+}
