@@ -2,22 +2,43 @@
 # The one test command: starts the local test services (SQS via moto, SMTP via aiosmtpd,
 # MongoDB wire protocol via nx-27017) on free loopback ports from a project-local Python
 # virtual environment (created when missing), runs every test of the plugins and the host
-# against them, and stops the services again.
+# against them, runs schemathesis against a live orderd (time-bounded), stops the services
+# and lists every test that could not run here, with the reason.
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p orderd --test api`); the
+# schemathesis run is skipped when any are given. ORDERD_TEST_MONGODB_URI, when set to a real
+# MongoDB replica set, makes the tests that need one run instead of reporting themselves skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> plugin logic (native unit tests)"
 (cd plugins && cargo test --workspace --quiet)
 
-if [[ -x scripts/services.sh ]]; then
-    echo "==> starting test services"
-    scripts/services.sh start
-    trap 'scripts/services.sh stop' EXIT
-    set -a
-    # shellcheck disable=SC1091
-    source .services/env
-    set +a
-fi
+echo "==> starting test services"
+scripts/services.sh start
+trap 'scripts/services.sh stop' EXIT
+set -a
+# shellcheck disable=SC1091
+source .services/env
+set +a
+# The services above are here: a test that finds one missing fails instead of skipping.
+export ORDERD_TEST_REQUIRE_SERVICES=1
+export ORDERD_TEST_SKIP_LOG
+ORDERD_TEST_SKIP_LOG="$(pwd)/.services/skipped.log"
+: >"$ORDERD_TEST_SKIP_LOG"
 
 echo "==> host tests"
 cargo test --workspace "$@"
+
+if [[ $# -eq 0 ]]; then
+    echo "==> hostile input: schemathesis against a live orderd (time-bounded)"
+    SCHEMATHESIS_ORDERD=target/debug/orderd \
+        SCHEMATHESIS_EXAMPLES=${SCHEMATHESIS_EXAMPLES:-10} \
+        SCHEMATHESIS_TIMEOUT=${SCHEMATHESIS_TIMEOUT:-90} \
+        scripts/schemathesis.sh
+fi
+
+if [[ -s $ORDERD_TEST_SKIP_LOG ]]; then
+    echo "==> $(wc -l <"$ORDERD_TEST_SKIP_LOG") tests could not run on this machine:"
+    sort "$ORDERD_TEST_SKIP_LOG"
+fi

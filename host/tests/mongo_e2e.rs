@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "support/skip.rs"]
+mod support_skip;
+use support_skip::{Need, skip};
+
 struct Server(Child);
 
 /// The end of the server's log, for failure messages.
@@ -100,8 +104,9 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_on_mongodb_is_processed_into_one_confirmation_email() {
     let Some((uri, emulator)) = target() else {
-        println!(
-            "skipped: needs ORDERD_TEST_NX27017_URI or ORDERD_TEST_MONGODB_URI (run via the README test command)"
+        skip(
+            "an_order_on_mongodb_is_processed_into_one_confirmation_email",
+            Need::Service("ORDERD_TEST_NX27017_URI"),
         );
         return;
     };
@@ -195,8 +200,12 @@ async fn an_order_on_mongodb_is_processed_into_one_confirmation_email() {
     if emulator {
         // The service creates the index of a user's orders on (userId, _id); the emulator
         // refuses every insert into a collection with such an index (docs/mongodb.md).
-        println!(
-            "skipped on the emulator after sign-up and catalog: placing an order needs a real MongoDB (ORDERD_TEST_MONGODB_URI)"
+        skip(
+            "an_order_on_mongodb_is_processed_into_one_confirmation_email (from the first order on)",
+            Need::Unavailable(
+                "the emulator refuses inserts into a collection indexed on (userId, _id); \
+                 placing an order needs a real MongoDB (ORDERD_TEST_MONGODB_URI)",
+            ),
         );
         return;
     }

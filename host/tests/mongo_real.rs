@@ -4,7 +4,7 @@
 //!
 //! Runs when `ORDERD_TEST_MONGODB_URI` names a replica set (e.g. `docker compose up mongo`, then
 //! `ORDERD_TEST_MONGODB_URI=mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true`);
-//! otherwise every test prints why it is skipped and returns. Each test uses a database of its
+//! otherwise every test reports itself skipped, by name and reason, and returns. Each test uses a database of its
 //! own and drops it at the end.
 
 use std::collections::HashSet;
@@ -20,6 +20,10 @@ use orderd::storage::{
     OrderStore, OutboxStore, PluginStore, ProductStore, StockTake, StoreError, StoreResult,
 };
 
+#[path = "support/skip.rs"]
+mod support_skip;
+use support_skip::{Need, skip};
+
 const URI_ENV: &str = "ORDERD_TEST_MONGODB_URI";
 
 /// How long a wake-up may take to arrive (the product promises convergence within 2 s).
@@ -32,9 +36,12 @@ struct Pair {
 }
 
 impl Pair {
-    async fn open() -> Option<Pair> {
+    async fn open(test: &str) -> Option<Pair> {
         let Ok(uri) = std::env::var(URI_ENV) else {
-            println!("skipped: needs a real MongoDB replica set ({URI_ENV})");
+            skip(
+                test,
+                Need::Unavailable("needs a real MongoDB replica set (ORDERD_TEST_MONGODB_URI)"),
+            );
             return None;
         };
         let db = format!("orderd_real_{}", Id::new());
@@ -142,7 +149,7 @@ async fn stock_of(store: &MongoStore, id: Id) -> i64 {
 
 #[tokio::test]
 async fn a_replica_set_is_recognised_and_accepted() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) = Pair::open("a_replica_set_is_recognised_and_accepted").await else {
         return;
     };
 
@@ -160,7 +167,8 @@ async fn a_replica_set_is_recognised_and_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_racing_for_fifty_units_sell_exactly_fifty() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) = Pair::open("two_instances_racing_for_fifty_units_sell_exactly_fifty").await
+    else {
         return;
     };
     let tea = Arc::new(stocked(&pair.a, 50).await);
@@ -199,7 +207,9 @@ async fn two_instances_racing_for_fifty_units_sell_exactly_fifty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_conflicts_between_concurrent_orders_are_retried_until_all_commit() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) =
+        Pair::open("write_conflicts_between_concurrent_orders_are_retried_until_all_commit").await
+    else {
         return;
     };
     let (tea, coffee) = (
@@ -237,7 +247,7 @@ async fn write_conflicts_between_concurrent_orders_are_retried_until_all_commit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cancels_of_one_order_restock_it_once() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) = Pair::open("concurrent_cancels_of_one_order_restock_it_once").await else {
         return;
     };
     let tea = stocked(&pair.a, 10).await;
@@ -283,7 +293,7 @@ async fn concurrent_cancels_of_one_order_restock_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relays_on_two_instances_never_lease_one_event_twice() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) = Pair::open("relays_on_two_instances_never_lease_one_event_twice").await else {
         return;
     };
     let tea = stocked(&pair.a, 1_000).await;
@@ -333,7 +343,9 @@ async fn relays_on_two_instances_never_lease_one_event_twice() {
 
 #[tokio::test]
 async fn an_order_committed_on_one_instance_wakes_the_other_instances_relay() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) =
+        Pair::open("an_order_committed_on_one_instance_wakes_the_other_instances_relay").await
+    else {
         return;
     };
     let tea = stocked(&pair.a, 10).await;
@@ -354,7 +366,10 @@ async fn an_order_committed_on_one_instance_wakes_the_other_instances_relay() {
 
 #[tokio::test]
 async fn a_restarted_watcher_resumes_after_its_stored_token_and_sees_what_it_missed() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) =
+        Pair::open("a_restarted_watcher_resumes_after_its_stored_token_and_sees_what_it_missed")
+            .await
+    else {
         return;
     };
     let tea = stocked(&pair.a, 10).await;
@@ -379,7 +394,9 @@ async fn a_restarted_watcher_resumes_after_its_stored_token_and_sees_what_it_mis
 
 #[tokio::test]
 async fn activating_a_plugin_on_one_instance_wakes_the_others_plugin_sync() {
-    let Some(pair) = Pair::open().await else {
+    let Some(pair) =
+        Pair::open("activating_a_plugin_on_one_instance_wakes_the_others_plugin_sync").await
+    else {
         return;
     };
     let notify = Arc::new(tokio::sync::Notify::new());

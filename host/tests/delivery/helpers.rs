@@ -336,12 +336,4 @@ pub fn assert_confirmation_of(email: &Delivered, order: &Order) {
 }
 
 /// Optional real services named by the test command (see scripts/services.sh).
-pub fn service_env(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            eprintln!("skipped: {test} needs {var} (run via the README test command)");
-            None
-        }
-    }
-}
+pub use crate::support_skip::service_env;

@@ -9,3 +9,5 @@ mod helpers;
 mod queue_contract;
 mod services;
 mod smtp_sink;
+#[path = "../support/skip.rs"]
+mod support_skip;

@@ -5,3 +5,5 @@
 mod contract;
 mod mongo;
 mod sqlite;
+#[path = "../support/skip.rs"]
+mod support_skip;

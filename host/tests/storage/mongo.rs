@@ -21,6 +21,7 @@ use orderd::storage::{ProductStore, Store, StoreError};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::contract::{Harness, product};
+use crate::support_skip::{Need, service_env, skip};
 
 /// Names the emulator's server; unset → the emulator cases are skipped.
 const EMULATOR_ENV: &str = "ORDERD_TEST_NX27017_URI";
@@ -109,6 +110,16 @@ macro_rules! enclosing_fn {
     }};
 }
 
+/// The test's name as the harness prints it (`mongo::emulator::case`) from the path
+/// [`enclosing_fn!`] read.
+fn test_name(path: &str) -> String {
+    path.split("::")
+        .skip(1)
+        .filter(|segment| *segment != "here" && *segment != "{{closure}}")
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
 /// A database of its own on one MongoDB server, dropped when the test ends.
 pub struct MongoHarness {
     /// The server, for reconnecting.
@@ -144,18 +155,16 @@ impl MongoHarness {
     /// A harness on the emulator, or `None` (with the reason printed) when this case cannot
     /// run there.
     pub async fn emulator(case_path: &str) -> Option<Self> {
-        let Ok(uri) = std::env::var(EMULATOR_ENV) else {
-            println!("skipped: needs the nx-27017 emulator ({EMULATOR_ENV})");
-            return None;
-        };
+        let test = &test_name(case_path);
+        let uri = service_env(EMULATOR_ENV, test)?;
         let segments: Vec<&str> = case_path.split("::").collect();
         let run_gaps = std::env::var(RUN_GAPS_ENV).is_ok_and(|v| v == "1");
-        if let Some((case, why)) = EMULATOR_GAPS
+        if let Some((_, why)) = EMULATOR_GAPS
             .iter()
             .find(|(case, _)| segments.contains(case))
             && !run_gaps
         {
-            println!("skipped on the emulator: {case}: {why}");
+            skip(test, Need::Unavailable(&format!("on the emulator: {why}")));
             return None;
         }
         let turn = EMULATOR_TURN.lock().await;
@@ -163,9 +172,12 @@ impl MongoHarness {
     }
 
     /// A harness on the real replica set, or `None` (with the reason printed) without one.
-    pub async fn replica_set() -> Option<Self> {
+    pub async fn replica_set(case_path: &str) -> Option<Self> {
         let Ok(uri) = std::env::var(REPLICA_SET_ENV) else {
-            println!("skipped: needs a real MongoDB replica set ({REPLICA_SET_ENV})");
+            skip(
+                &test_name(case_path),
+                Need::Unavailable("needs a real MongoDB replica set (ORDERD_TEST_MONGODB_URI)"),
+            );
             return None;
         };
         Some(Self::open(uri, MongoOptions::default(), None).await)
@@ -254,7 +266,7 @@ contract_tests!(
 
 contract_tests!(
     replica_set,
-    match crate::mongo::MongoHarness::replica_set().await {
+    match crate::mongo::MongoHarness::replica_set(enclosing_fn!()).await {
         Some(harness) => harness,
         None => return,
     }

@@ -1,17 +1,16 @@
 //! The contract suite on SQLite (a fresh temporary file per test), plus what only the embedded
 //! backend has: the file itself, the shared `SqliteDb` handle, migrations of other components,
-//! and the raw rate of the order transaction.
+//! and many concurrent order transactions on the one writer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use orderd::domain::Id;
 use orderd::storage::sqlite::{DATABASE_FILE, SqliteStore};
 use orderd::storage::{ProductStore, Store, StoreError};
 
-use crate::contract::{Harness, order_of, stocked};
+use crate::contract::{Harness, order_of, order_total, outbox_total, stock_of, stocked};
 
 /// A store on a database file in its own temporary directory.
 pub struct SqliteHarness {
@@ -220,16 +219,17 @@ async fn corrupt_rows_are_reported_as_backend_errors() {
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
 }
 
-/// The raw rate of the order transaction, without HTTP: it must leave ample room for the
-/// 2,000 orders/s the service targets (measured numbers go to BENCHMARKS.md from the bench).
+/// The single writer serializes every write: thousands of order transactions from 64 tasks
+/// at once all commit (no `SQLITE_BUSY`), and stock, orders and outbox events add up. Its rate
+/// is measured by `cargo bench -p orderd --bench orders_http` (BENCHMARKS.md), not here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_transaction_sustains_thousands_of_orders_per_second() {
+async fn thousands_of_concurrent_order_transactions_all_commit_and_add_up() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::temporary().unwrap());
-    let products = Arc::new(stocked(&store, 4, 1_000_000).await);
-    const ORDERS: usize = 4_000;
+    const STOCK: i64 = 1_000_000;
+    let products = Arc::new(stocked(&store, 4, STOCK).await);
+    const ORDERS: usize = 4_096; // a multiple of CLIENTS
     const CLIENTS: usize = 64;
 
-    let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (store, products) = (Arc::clone(&store), Arc::clone(&products));
@@ -241,7 +241,7 @@ async fn the_order_transaction_sustains_thousands_of_orders_per_second() {
                     store
                         .place_order(&order, &takes, &event, None)
                         .await
-                        .unwrap();
+                        .expect("every order commits");
                 }
             })
         })
@@ -249,8 +249,13 @@ async fn the_order_transaction_sustains_thousands_of_orders_per_second() {
     for client in clients {
         client.await.unwrap();
     }
-    let rate = ORDERS as f64 / started.elapsed().as_secs_f64();
 
-    println!("raw order transaction: {rate:.0} orders/s ({CLIENTS} concurrent callers)");
-    assert!(rate >= 2_000.0, "only {rate:.0} orders/s");
+    // Each order takes 1 unit of one product and 2 of the next: 3 units per order.
+    let mut taken = 0;
+    for p in products.iter() {
+        taken += STOCK - stock_of(&store, p.id).await;
+    }
+    assert_eq!(taken, 3 * ORDERS as i64);
+    assert_eq!(order_total(&store).await, ORDERS as u64);
+    assert_eq!(outbox_total(&store).await, ORDERS as u64);
 }
