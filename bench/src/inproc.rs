@@ -175,23 +175,39 @@ impl Bench {
         &self,
         rules: &dyn RuleProvider,
         duration: Duration,
-    ) -> anyhow::Result<f64> {
+    ) -> anyhow::Result<RulesCost> {
         let draft = orderd::plugins::fixtures::draft();
+        let (mut validate, mut tax) = (Duration::ZERO, Duration::ZERO);
         let started = Instant::now();
-        let mut calls = 0u64;
+        let mut calls = 0u32;
         while started.elapsed() < duration {
+            let t0 = Instant::now();
             rules
                 .validate(&draft)
                 .await
                 .map_err(|e| anyhow::anyhow!("validate failed: {e}"))?;
+            let t1 = Instant::now();
             rules
                 .calculate_tax(&draft)
                 .await
                 .map_err(|e| anyhow::anyhow!("tax failed: {e}"))?;
+            validate += t1 - t0;
+            tax += t1.elapsed();
             calls += 1;
         }
-        Ok(started.elapsed().as_secs_f64() * 1e6 / calls.max(1) as f64)
+        let per_call = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(calls.max(1));
+        Ok(RulesCost {
+            validate_us: per_call(validate),
+            tax_us: per_call(tax),
+        })
     }
+}
+
+/// Mean cost of one call of each rule, in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RulesCost {
+    pub validate_us: f64,
+    pub tax_us: f64,
 }
 
 /// A domain parse result as an `anyhow` result.

@@ -4,14 +4,15 @@
 //! semaphore bounds how many run at once: a burst of logins queues here instead of starving
 //! every other blocking task. A login for an unknown account verifies against a dummy hash, so
 //! it costs the same as one for a known account and timing does not reveal which e-mails exist.
+//! Each hash's 19 MiB of working memory is mapped for that hash and returned to the OS after it.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
+    Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng,
 };
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::domain::Password;
@@ -39,24 +40,103 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// argon2's working memory for one hash, mapped from the OS and unmapped when dropped.
+///
+/// `Argon2::hash_password` allocates its 19 MiB with the global allocator. glibc serves the
+/// first such block with mmap, then raises its mmap threshold to that size, so later blocks
+/// come from per-thread arenas and are never given back: hashes spread over the blocking pool's
+/// threads left a process that had served a few hundred logins at ~800 MiB RSS (see
+/// BENCHMARKS.md, "Memory"). Mapping the blocks directly makes the memory go back to the OS
+/// after every hash, whatever the allocator.
+struct Blocks {
+    map: memmap2::MmapMut,
+    count: usize,
+}
+
+impl Blocks {
+    fn new(count: usize) -> anyhow::Result<Self> {
+        let map = memmap2::MmapMut::map_anon(count * Block::SIZE)
+            .context("Failed to map memory for a password hash")?;
+        Ok(Self { map, count })
+    }
+}
+
+impl AsMut<[Block]> for Blocks {
+    fn as_mut(&mut self) -> &mut [Block] {
+        let ptr = self.map.as_mut_ptr();
+        debug_assert_eq!(ptr.align_offset(std::mem::align_of::<Block>()), 0);
+        // SAFETY: the mapping is `count * Block::SIZE` bytes, page-aligned (more than Block's
+        // 64-byte alignment), zero-filled by the OS, and exclusively borrowed through `self`;
+        // `Block` is a plain array of u64, valid for any bit pattern.
+        unsafe { std::slice::from_raw_parts_mut(ptr.cast::<Block>(), self.count) }
+    }
+}
+
+/// The PHC hash of `password` under `argon` with `salt`, computed in freshly mapped memory
+/// (what `PasswordHasher::hash_password` does, minus the global allocation).
+fn hash_in_mapped_memory<'a>(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: Salt<'a>,
+) -> anyhow::Result<PasswordHash<'a>> {
+    let mut salt_buf = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|err| anyhow::anyhow!("{err}"))
+        .context("Failed to decode a password salt")?;
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let mut blocks = Blocks::new(params.block_count())?;
+    let output = Output::init_with(output_len, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt_bytes, out, &mut blocks)
+            .map_err(argon2::password_hash::Error::from)
+    })
+    .map_err(|err| anyhow::anyhow!("{err}"))
+    .context("Failed to hash a password")?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|err| anyhow::anyhow!("{err}"))?,
+        salt: Some(salt),
+        hash: Some(output),
+    })
+}
+
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|err| anyhow::anyhow!("{err}"))
-        .context("Failed to hash a password")
+    let argon = argon2();
+    let hash = hash_in_mapped_memory(&argon, argon.params(), password.as_bytes(), salt.as_salt())?;
+    Ok(hash.to_string())
 }
 
 fn verify_blocking(password: &str, phc: &str) -> anyhow::Result<bool> {
     let parsed = PasswordHash::new(phc)
         .map_err(|err| anyhow::anyhow!("{err}"))
         .context("Failed to parse a stored password hash")?;
-    match argon2().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(err) => Err(anyhow::anyhow!("{err}")).context("Failed to verify a password"),
-    }
+    anyhow::ensure!(
+        parsed.algorithm == Algorithm::Argon2id.ident()
+            && parsed.version == Some(Version::V0x13.into()),
+        "A stored password hash is not argon2id v19"
+    );
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        anyhow::bail!("A stored password hash lacks its salt or output");
+    };
+    // The stored hash's own parameters, so hashes made under other costs keep verifying.
+    let params = Params::try_from(&parsed)
+        .map_err(|err| anyhow::anyhow!("{err}"))
+        .context("Failed to read the parameters of a stored password hash")?;
+    let params = Params::new(
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Some(expected.len()),
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let computed = hash_in_mapped_memory(&argon, &params, password.as_bytes(), salt)?;
+    // `Output`'s equality is constant-time.
+    Ok(computed.hash.as_ref() == Some(&expected))
 }
 
 impl PasswordHasher {
@@ -124,6 +204,44 @@ mod tests {
         );
         assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("wrong horse!", Some(&hash)).await.unwrap());
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_hasher_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let ours = hash_blocking("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2().verify_password(b"wrong horse!", &parsed).is_err());
+
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking("correct horse", &theirs).unwrap());
+        assert!(!verify_blocking("wrong horse!", &theirs).unwrap());
+    }
+
+    #[test]
+    fn hashes_under_other_costs_still_verify_and_other_algorithms_are_errors() {
+        use argon2::password_hash::PasswordHasher as _;
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 3, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let old = cheap
+            .hash_password(b"old password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking("old password", &old).unwrap());
+        assert!(!verify_blocking("new password", &old).unwrap());
+
+        let argon2i = old.replacen("$argon2id$", "$argon2i$", 1);
+        assert!(verify_blocking("old password", &argon2i).is_err());
+        assert!(verify_blocking("old password", "not a phc string").is_err());
     }
 
     #[tokio::test]
