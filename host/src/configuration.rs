@@ -226,7 +226,8 @@ pub struct AuthSettings {
     pub access_ttl_secs: u64,
     /// Lifetime of a refresh token (each rotation starts it anew).
     pub refresh_ttl_secs: u64,
-    /// How many password hashes may run at once; 0 means twice the number of cores.
+    /// How many password hashes may run at once, each on its own low-priority thread; 0 means
+    /// the number of cores.
     pub hash_concurrency: usize,
 }
 

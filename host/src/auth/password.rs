@@ -1,8 +1,8 @@
 //! Password hashing with argon2id at the OWASP parameters (m = 19 MiB, t = 2, p = 1).
 //!
-//! One hash costs tens of milliseconds of CPU, so hashing runs on the blocking pool and a
-//! semaphore bounds how many run at once: a burst of logins queues here instead of starving
-//! every other blocking task. A login for an unknown account verifies against a dummy hash, so
+//! One hash costs tens of milliseconds of CPU, so hashing runs on its own threads (one per
+//! core by default) at a lowered priority: a burst of logins queues here, and the async
+//! runtime and the store's blocking tasks keep the CPU first. A login for an unknown account verifies against a dummy hash, so
 //! it costs the same as one for a known account and timing does not reveal which e-mails exist.
 //! Each hash's 19 MiB of working memory is mapped for that hash and returned to the OS after it.
 
@@ -27,10 +27,62 @@ pub const PARALLELISM: u32 = 1;
 /// Hashes and verifies passwords off the async runtime, a bounded number at a time.
 #[derive(Debug)]
 pub struct PasswordHasher {
-    /// Bounds concurrent hashes so a login burst cannot occupy the whole blocking pool.
+    /// Bounds hashes in flight, so a login burst queues here rather than in the channel.
     permits: Arc<Semaphore>,
+    /// Work for the hashing threads.
+    jobs: std::sync::mpsc::Sender<Job>,
     /// A real hash of a random password, verified against when the account does not exist.
     dummy_hash: String,
+}
+
+/// One hash or verification, run on a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Nice value of the hashing threads. The scheduler gives a nice-10 thread about a tenth of
+/// the CPU a nice-0 thread gets when both want it, so the runtime's workers (and the health
+/// route) keep answering in milliseconds while logins run; with spare CPU a hash runs at full
+/// speed. Measured in BENCHMARKS.md ("logins and health during load").
+const HASH_THREAD_NICE: i32 = 10;
+
+/// Starts `n` hashing threads sharing one job queue; they end when the sender is dropped.
+fn start_hashing_threads(n: usize) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = Arc::clone(&rx);
+        std::thread::Builder::new()
+            .name(format!("password-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    // Hold the lock only to take a job, not while running it.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .context("Failed to start a password-hashing thread")?;
+    }
+    Ok(tx)
+}
+
+/// Lowers the calling thread's scheduling priority to [`HASH_THREAD_NICE`]. On Linux a nice
+/// value belongs to the thread (`who = 0` is the caller); where that fails the thread keeps
+/// the normal priority, which costs latency under load but nothing else.
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASH_THREAD_NICE) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not lower the priority of a password-hashing thread"
+        );
+    }
 }
 
 fn argon2() -> Argon2<'static> {
@@ -140,11 +192,11 @@ fn verify_blocking(password: &str, phc: &str) -> anyhow::Result<bool> {
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `concurrency` hashes at once (0 = twice the number of cores).
-    /// Computes the dummy hash, so it takes one hash's time.
+    /// A hasher running at most `concurrency` hashes at once, each on a dedicated low-priority
+    /// thread (0 = the number of cores). Computes the dummy hash, so it takes one hash's time.
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let concurrency = if concurrency == 0 {
-            2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+            std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             concurrency
         };
@@ -152,6 +204,7 @@ impl PasswordHasher {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency)),
+            jobs: start_hashing_threads(concurrency)?,
             dummy_hash: hash_blocking(&hex::encode(random))?,
         })
     }
@@ -181,9 +234,15 @@ impl PasswordHasher {
             .acquire()
             .await
             .context("Failed to wait for a password-hashing slot")?;
-        tokio::task::spawn_blocking(job)
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(job());
+            }))
+            .map_err(|_| anyhow::anyhow!("The password-hashing threads have stopped"))?;
+        result
             .await
-            .context("Failed to join a password-hashing task")?
+            .context("A password-hashing thread dropped its job")?
     }
 }
 
