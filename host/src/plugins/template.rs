@@ -98,7 +98,10 @@ panic = "abort"
     )
 }
 
-const CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip2\"\n";
+const CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip2\"\n\n\
+# A 64 KiB stack instead of rustc's 1 MiB: the host resets a plugin's memory on every call,\n\
+# so a smaller initial memory makes every call cheaper (about 4x for the default plugins).\n\
+[target.wasm32-wasip2]\nrustflags = [\"-C\", \"link-arg=-zstack-size=65536\"]\n";
 
 fn readme(name: &str, slot: Slot) -> String {
     let artifact = artifact_name(name);
