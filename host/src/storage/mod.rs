@@ -310,4 +310,15 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Backend name for logs and metrics ("sqlite", "mongodb").
     fn backend_name(&self) -> &'static str;
+
+    /// The customer and the products an order names (unknown ids are left out), read together:
+    /// the order path's reads in one round trip where the backend can. By default the two
+    /// reads run concurrently.
+    async fn order_inputs(
+        &self,
+        user_id: Id,
+        product_ids: &[Id],
+    ) -> StoreResult<(Option<User>, Vec<Product>)> {
+        futures::try_join!(self.user_by_id(user_id), self.products_by_ids(product_ids))
+    }
 }

@@ -65,10 +65,12 @@ pub async fn place_order(
     let mut ids: Vec<Id> = parsed.lines.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (user, products) =
-        futures::try_join!(store.user_by_id(actor.id), store.products_by_ids(&ids)).map_err(
-            store_failed("Failed to load the customer and products of an order"),
-        )?;
+    let (user, products) = store
+        .order_inputs(actor.id, &ids)
+        .await
+        .map_err(store_failed(
+            "Failed to load the customer and products of an order",
+        ))?;
     let user = user.ok_or(OrderError::UnknownUser)?;
     let catalog: HashMap<Id, _> = products.into_iter().map(|p| (p.id, p)).collect();
     let mut priced = pricing::price_lines(&parsed.lines, &catalog).map_err(OrderError::Invalid)?;

@@ -93,18 +93,8 @@ impl ProductStore for SqliteStore {
         }
         // One JSON array parameter instead of a variable-length IN list keeps the statement
         // cacheable whatever the number of ids.
-        let json: Vec<String> = ids.iter().map(Id::to_hex).collect();
-        let json = serde_json::to_string(&json).map_err(StoreError::backend)?;
-        self.db
-            .read(move |conn| {
-                const SQL: &str = concat!(
-                    "SELECT ",
-                    columns!(),
-                    " FROM products WHERE id IN (SELECT value FROM json_each(?1))"
-                );
-                query_products(conn, SQL, [json])
-            })
-            .await
+        let json = ids_json(ids)?;
+        self.db.read(move |conn| products_in(conn, json)).await
     }
 
     async fn list_products(&self, after: Option<Id>, limit: u32) -> StoreResult<Vec<Product>> {
@@ -160,4 +150,21 @@ impl ProductStore for SqliteStore {
             })
             .await
     }
+}
+
+/// `ids` as a JSON array of hex strings, the parameter of [`products_in`].
+pub(super) fn ids_json(ids: &[Id]) -> StoreResult<String> {
+    let hex: Vec<String> = ids.iter().map(Id::to_hex).collect();
+    serde_json::to_string(&hex).map_err(StoreError::backend)
+}
+
+/// The products whose ids are in the JSON array `ids_json`. One array parameter instead of a
+/// variable-length IN list keeps the statement cacheable whatever the number of ids.
+pub(super) fn products_in(conn: &Connection, ids_json: String) -> StoreResult<Vec<Product>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM products WHERE id IN (SELECT value FROM json_each(?1))"
+    );
+    query_products(conn, SQL, [ids_json])
 }

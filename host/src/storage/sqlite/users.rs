@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::error::{SqlContext, get, get_id, get_time, micros, parse_enum};
@@ -34,19 +34,25 @@ fn user_from_row(row: &Row<'_>) -> StoreResult<User> {
 
 impl SqliteStore {
     async fn user_where(&self, sql: &'static str, key: String) -> StoreResult<Option<User>> {
-        self.db
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(sql)
-                    .ctx("Failed to prepare a user query")?;
-                let mut rows = stmt.query([key]).ctx("Failed to query a user")?;
-                match rows.next().ctx("Failed to read a user")? {
-                    Some(row) => user_from_row(row).map(Some),
-                    None => Ok(None),
-                }
-            })
-            .await
+        self.db.read(move |conn| user_where(conn, sql, key)).await
     }
+}
+
+/// The user `sql` finds by `key`, if any.
+fn user_where(conn: &Connection, sql: &str, key: String) -> StoreResult<Option<User>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .ctx("Failed to prepare a user query")?;
+    let mut rows = stmt.query([key]).ctx("Failed to query a user")?;
+    match rows.next().ctx("Failed to read a user")? {
+        Some(row) => user_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The user with `id`, if any.
+pub(super) fn user_by_id(conn: &Connection, id: Id) -> StoreResult<Option<User>> {
+    user_where(conn, USER_BY_ID, id.to_hex())
 }
 
 #[async_trait]

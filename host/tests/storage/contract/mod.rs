@@ -50,6 +50,7 @@ macro_rules! contract_tests {
             tokens::a_revoked_family_accepts_none_of_its_tokens,
             tokens::two_concurrent_rotations_of_one_token_rotate_exactly_once,
             products::a_created_product_is_found_by_id_and_among_ids,
+            products::order_inputs_are_the_customer_and_the_known_products,
             products::a_taken_sku_is_a_conflict_naming_the_sku,
             products::patching_a_product_changes_only_the_given_fields,
             products::products_are_listed_in_id_order_page_by_page,

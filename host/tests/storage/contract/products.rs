@@ -1,10 +1,11 @@
-//! The catalog: creation, look-ups, SKU uniqueness, patches, pagination.
+//! The catalog: creation, look-ups (alone and with the customer, as the order path reads
+//! them), SKU uniqueness, patches, pagination.
 
 use chrono::Duration;
 use orderd::domain::{Id, ProductPatch};
 use orderd::storage::StoreError;
 
-use super::{Harness, now, product, stocked};
+use super::{Harness, now, product, stocked, user};
 
 pub async fn a_created_product_is_found_by_id_and_among_ids(h: &dyn Harness) {
     let store = h.store();
@@ -25,6 +26,26 @@ pub async fn a_created_product_is_found_by_id_and_among_ids(h: &dyn Harness) {
     expected.sort_by_key(|p| p.id);
     assert_eq!(found, expected);
     assert!(store.products_by_ids(&[]).await.unwrap().is_empty());
+}
+
+/// The order path's combined read answers as the two separate reads do.
+pub async fn order_inputs_are_the_customer_and_the_known_products(h: &dyn Harness) {
+    let store = h.store();
+    let customer = user();
+    store.create_user(&customer).await.unwrap();
+    let tea = product(10, 25_000);
+    store.create_product(&tea).await.unwrap();
+
+    let (found, products) = store
+        .order_inputs(customer.id, &[Id::new(), tea.id])
+        .await
+        .unwrap();
+    assert_eq!(found, Some(customer.clone()));
+    assert_eq!(products, vec![tea]);
+
+    let (nobody, none) = store.order_inputs(Id::new(), &[]).await.unwrap();
+    assert_eq!(nobody, None);
+    assert!(none.is_empty());
 }
 
 pub async fn a_taken_sku_is_a_conflict_naming_the_sku(h: &dyn Harness) {
