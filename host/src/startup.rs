@@ -151,7 +151,7 @@ pub struct Application {
     roles: Roles,
     /// The store's SQLite handle when the store is the embedded one; the embedded queue keeps
     /// its table in the same file through it.
-    sqlite: Option<crate::storage::sqlite::SqliteDb>,
+    sqlite: Option<SqliteStore>,
     /// The MongoDB store when that is the backend: its change streams wake the relay.
     mongo: Option<MongoStore>,
 }
@@ -165,9 +165,9 @@ impl Application {
                 let store = SqliteStore::open(&path).with_context(|| {
                     format!("Failed to open the database at {}", path.display())
                 })?;
-                let sqlite = store.db();
-                let mut app = Self::build_with_store(settings, roles, Arc::new(store)).await?;
-                app.sqlite = Some(sqlite);
+                let mut app =
+                    Self::build_with_store(settings, roles, Arc::new(store.clone())).await?;
+                app.sqlite = Some(store);
                 Ok(app)
             }
             StoreBackend::Mongodb => {
@@ -239,7 +239,7 @@ impl Application {
         let deps = crate::delivery::DeliveryDeps {
             settings: self.state.settings.clone(),
             store: self.state.store.clone(),
-            sqlite: self.sqlite.clone(),
+            sqlite: self.sqlite.as_ref().map(SqliteStore::db),
             renderer: Arc::new(self.state.plugins.clone()),
             order_committed: self.state.order_committed.clone(),
         };
@@ -281,6 +281,13 @@ impl Application {
             )),
             _ => None,
         };
+        // The embedded store expires old idempotency records and inbox entries itself.
+        if let Some(sqlite) = &self.sqlite {
+            tasks.push(sqlite.clone().spawn_sweeper(
+                std::time::Duration::from_secs(settings.store.inbox_retention_secs),
+                token.clone(),
+            ));
+        }
         // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
         tasks.push(crate::service::plugin_sync::spawn_plugin_sync(
             self.state.store.clone(),

@@ -259,3 +259,69 @@ async fn thousands_of_concurrent_order_transactions_all_commit_and_add_up() {
     assert_eq!(order_total(&store).await, ORDERS as u64);
     assert_eq!(outbox_total(&store).await, ORDERS as u64);
 }
+
+/// The periodic sweep deletes idempotency records past their 24 h window and inbox entries
+/// past the retention, and nothing younger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_deletes_expired_idempotency_records_and_inbox_entries_only() {
+    use chrono::{Duration, Utc};
+    use orderd::storage::IdempotencyRecord;
+    use orderd::storage::sqlite::Swept;
+
+    let store = SqliteStore::temporary().unwrap();
+    let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
+    let tea = stocked(&dyn_store, 1, 10).await.remove(0);
+    let buyer = Id::new();
+    let now = Utc::now();
+    for (key, age) in [("old", Duration::hours(25)), ("young", Duration::hours(1))] {
+        let (order, takes, event) = order_of(buyer, &[(&tea, 1)]);
+        let record = IdempotencyRecord {
+            user_id: buyer,
+            key: key.into(),
+            request_hash: [7; 32],
+            status: 201,
+            response_body: b"{}".to_vec(),
+            created_at: now - age,
+        };
+        dyn_store
+            .place_order(&order, &takes, &event, Some(&record))
+            .await
+            .unwrap();
+    }
+    let (old_event, young_event) = (Id::new(), Id::new());
+    assert!(
+        dyn_store
+            .inbox_record(old_event, now - Duration::days(8))
+            .await
+            .unwrap()
+    );
+    assert!(
+        dyn_store
+            .inbox_record(young_event, now - Duration::days(1))
+            .await
+            .unwrap()
+    );
+
+    let swept = store
+        .sweep_expired(now, std::time::Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        swept,
+        Swept {
+            idempotency_keys: 1,
+            inbox: 1
+        }
+    );
+    let forever = std::time::Duration::from_secs(365 * 24 * 3600);
+    let record = |key: &'static str| dyn_store.idempotency_record(buyer, key, forever);
+    assert!(record("old").await.unwrap().is_none());
+    assert!(record("young").await.unwrap().is_some());
+    // A deleted inbox entry can be recorded again; a kept one is still there.
+    assert!(dyn_store.inbox_record(old_event, now).await.unwrap());
+    assert!(!dyn_store.inbox_record(young_event, now).await.unwrap());
+    // Orders and stock are untouched.
+    assert_eq!(order_total(&dyn_store).await, 2);
+    assert_eq!(stock_of(&dyn_store, tea.id).await, 8);
+}

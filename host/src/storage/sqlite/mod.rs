@@ -10,6 +10,7 @@ mod outbox;
 mod plugins;
 mod products;
 mod schema;
+mod sweep;
 mod users;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 
 pub use db::SqliteDb;
 pub use error::{SqlContext, map_sql_error};
+pub use sweep::{SWEEP_INTERVAL, Swept};
 
 use super::{Store, StoreResult};
 use crate::domain::{Id, Product, User};
