@@ -56,6 +56,11 @@ async fn refused(
     problem
 }
 
+/// [`refused`] for a JSON body answered with 422 and `code`.
+async fn refused_json(app: &TestApp, user: &TestUser, body: &str, code: &str) -> Value {
+    refused(app, user, "application/json", body.as_bytes(), 422, code).await
+}
+
 #[tokio::test]
 async fn malformed_and_mistyped_bodies_are_refused_without_writing_anything() {
     let app = spawn_app().await;
@@ -142,15 +147,7 @@ async fn out_of_range_quantities_and_empty_orders_are_refused_without_writing_an
     let tea = app.create_product(100, 10).await;
     for quantity in [json!(0), json!(-1), json!(1_000_000_000_000_i64)] {
         let body = json!({"items": [{"productId": tea.id.to_hex(), "quantity": quantity}]});
-        let problem = refused(
-            &app,
-            &customer,
-            "application/json",
-            body.to_string().as_bytes(),
-            422,
-            "validation",
-        )
-        .await;
+        let problem = refused_json(&app, &customer, &body.to_string(), "validation").await;
         assert_eq!(
             problem["errors"][0]["field"], "items[0].quantity",
             "{quantity}"
@@ -169,15 +166,7 @@ async fn out_of_range_quantities_and_empty_orders_are_refused_without_writing_an
     assert_eq!(problem["errors"][0]["field"], "items");
     // 101 is a valid quantity to the API but above the validation plugin's limit of 100.
     let body = order_body(&[(&tea, 101)]).to_string();
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        body.as_bytes(),
-        422,
-        "rule-violation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &body, "rule-violation").await;
     assert_eq!(problem["errors"][0]["code"], "quantity-out-of-range");
     assert_eq!(problem["errors"][0]["field"], "items[0]");
     assert_eq!(app.stock_of(tea.id).await, 10);
@@ -194,15 +183,7 @@ async fn malformed_and_unknown_product_ids_are_listed_each_at_its_line() {
         {"productId": tea.id.to_hex(), "quantity": 1},
         {"productId": ghost_b, "quantity": 1},
     ]});
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        body.to_string().as_bytes(),
-        422,
-        "validation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &body.to_string(), "validation").await;
     assert_eq!(
         error_fields(&problem),
         ["items[0].productId", "items[2].productId"]
@@ -217,15 +198,7 @@ async fn malformed_and_unknown_product_ids_are_listed_each_at_its_line() {
 
     for bad in ["", "123", "zzzzzzzzzzzzzzzzzzzzzzzz", "' OR 1=1 --"] {
         let body = json!({"items": [{"productId": bad, "quantity": 1}]});
-        let problem = refused(
-            &app,
-            &customer,
-            "application/json",
-            body.to_string().as_bytes(),
-            422,
-            "validation",
-        )
-        .await;
+        let problem = refused_json(&app, &customer, &body.to_string(), "validation").await;
         assert_eq!(problem["errors"][0]["code"], "invalid-id", "{bad:?}");
     }
     assert_eq!(app.stock_of(tea.id).await, 10);
@@ -237,15 +210,7 @@ async fn a_repeated_product_is_refused_by_the_validation_plugin() {
     let customer = app.customer().await;
     let tea = app.create_product(100, 10).await;
     let body = order_body(&[(&tea, 1), (&tea, 2)]).to_string();
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        body.as_bytes(),
-        422,
-        "rule-violation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &body, "rule-violation").await;
     assert_eq!(problem["errors"][0]["code"], "duplicate-product");
     assert_eq!(problem["errors"][0]["field"], "items[1]");
     assert_eq!(app.stock_of(tea.id).await, 10);
@@ -258,15 +223,7 @@ async fn products_priced_in_two_currencies_cannot_share_an_order() {
     let tea = app.create_product(100, 10).await;
     let mug = product_in(&app, "USD", 900, 10).await;
     let body = order_body(&[(&tea, 1), (&mug, 1)]).to_string();
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        body.as_bytes(),
-        422,
-        "validation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &body, "validation").await;
     assert_eq!(
         (
             problem["errors"][0]["field"].as_str(),
@@ -290,15 +247,7 @@ async fn fifty_lines_are_accepted_and_fifty_one_or_a_thousand_are_refused() {
     }
     let lines: Vec<_> = products.iter().map(|p| (p, 1)).collect();
     let fifty_one = order_body(&lines).to_string();
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        fifty_one.as_bytes(),
-        422,
-        "rule-violation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &fifty_one, "rule-violation").await;
     assert_eq!(problem["errors"][0]["code"], "too-many-lines");
 
     let thousand: Vec<_> = (0..1000).map(|i| (&products[i % 51], 1)).collect();
@@ -307,15 +256,7 @@ async fn fifty_lines_are_accepted_and_fifty_one_or_a_thousand_are_refused() {
         thousand.len() < 64 * 1024,
         "the body itself is within the size limit"
     );
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        thousand.as_bytes(),
-        422,
-        "validation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &thousand, "validation").await;
     assert_eq!(problem["errors"][0]["code"], "too-many-items");
 
     place_ok(&app, &customer, &lines[..50]).await;
@@ -377,14 +318,6 @@ async fn a_shipping_address_is_checked_and_kept_with_the_order() {
     );
 
     body["shippingAddress"] = json!({"country": "India"});
-    let problem = refused(
-        &app,
-        &customer,
-        "application/json",
-        body.to_string().as_bytes(),
-        422,
-        "validation",
-    )
-    .await;
+    let problem = refused_json(&app, &customer, &body.to_string(), "validation").await;
     assert_eq!(error_fields(&problem), ["shippingAddress.country"]);
 }
