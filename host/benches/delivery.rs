@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use orderd::consumer::{Consumer, ConsumerSettings};
+use orderd::delivery::consumer::{Consumer, ConsumerSettings};
 use orderd::domain::{
     Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
     User, Username,
 };
 use orderd::mail::{Mailer, OutgoingEmail, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
-use orderd::queue::embedded::EmbeddedQueue;
-use orderd::relay::{Relay, RelaySettings};
+use orderd::delivery::queue::embedded::EmbeddedQueue;
+use orderd::delivery::relay::{Relay, RelaySettings};
 use orderd::storage::sqlite::SqliteStore;
 use orderd::storage::{StockTake, Store};
 use tokio::sync::Notify;

@@ -88,11 +88,11 @@ pub struct Settings {
     /// `api`, `relay`, `consumer`.
     pub roles: String,
     /// The queue between relay and consumer (`[queue]`): embedded or SQS.
-    pub queue: crate::queue::QueueSettings,
+    pub queue: crate::delivery::queue::QueueSettings,
     /// The outbox relay (`[relay]`).
-    pub relay: crate::relay::RelaySettings,
+    pub relay: crate::delivery::relay::RelaySettings,
     /// The queue consumer (`[consumer]`).
-    pub consumer: crate::consumer::ConsumerSettings,
+    pub consumer: crate::delivery::consumer::ConsumerSettings,
     /// Outgoing e-mail (`[mail]`): `.eml` files in the data dir, or SMTP.
     pub mail: crate::mail::MailSettings,
     /// Where orders, users and the outbox live (`[store]`): embedded SQLite or MongoDB.

@@ -5,14 +5,11 @@
 pub mod auth;
 pub mod cli;
 pub mod configuration;
-pub mod consumer;
 pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod mail;
 pub mod plugins;
-pub mod queue;
-pub mod relay;
 pub mod service;
 pub mod startup;
 pub mod storage;

@@ -109,7 +109,7 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
     )?;
     let mut options = MongoOptions::from_env();
     options.inbox_retention = std::time::Duration::from_secs(settings.store.inbox_retention_secs);
-    if settings.queue.backend == crate::queue::QueueBackend::Embedded {
+    if settings.queue.backend == crate::delivery::queue::QueueBackend::Embedded {
         tracing::warn!(
             "the embedded queue is local to this instance's data directory; \
              with several instances on one MongoDB use SQS (ORDERD_QUEUE__BACKEND=sqs)"

@@ -1,10 +1,16 @@
 //! Logging: a `tracing` subscriber printing human-readable lines or one JSON object per line,
-//! filtered by `RUST_LOG` when set, else by the configured filter.
+//! filtered by `RUST_LOG` when set, else by the configured filter; and the names of the
+//! pipeline counters that several modules record.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::configuration::{LogFormat, LogSettings};
+
+/// Orders committed by the api role (the pipeline's intake), a counter.
+pub const ORDERS_PLACED_TOTAL: &str = "orderd_orders_placed_total";
+/// Orders the consumer moved to `processed` (the pipeline's output), a counter.
+pub const ORDERS_PROCESSED_TOTAL: &str = "orderd_orders_processed_total";
 
 /// Installs the global subscriber. Safe to call more than once: later calls (tests starting
 /// several apps) leave the first subscriber in place.

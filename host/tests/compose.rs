@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use orderd::configuration::{Mode, Settings, StoreBackend};
 use orderd::mail::{MailTransportKind, SmtpSecurity};
-use orderd::queue::{QueueBackend, dead_letter_name};
+use orderd::delivery::queue::{QueueBackend, dead_letter_name};
 use serde_norway::Value;
 
 fn repo_file(name: &str) -> PathBuf {

@@ -191,15 +191,15 @@ pub async fn sqs_cut(args: &FaultArgs, binary: &Path) -> anyhow::Result<bool> {
     let moto = services::sqs_server(&root.path().join("sqs.log")).await?;
     let proxy = Proxy::start(format!("127.0.0.1:{}", moto.port)).await?;
     let name = "bench-events";
-    let settings = orderd::queue::QueueSettings {
-        backend: orderd::queue::QueueBackend::Sqs,
+    let settings = orderd::delivery::queue::QueueSettings {
+        backend: orderd::delivery::queue::QueueBackend::Sqs,
         name: name.into(),
         endpoint: Some(format!("http://127.0.0.1:{}", moto.port)),
         region: Some("us-east-1".into()),
         ..Default::default()
     };
-    let client = orderd::queue::sqs::client(&settings).await;
-    orderd::queue::sqs::create_queues(&client, name, false, settings.max_receives)
+    let client = orderd::delivery::queue::sqs::client(&settings).await;
+    orderd::delivery::queue::sqs::create_queues(&client, name, false, settings.max_receives)
         .await
         .context("Failed to create the SQS queues")?;
     let extra = [

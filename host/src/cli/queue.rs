@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::configuration::Settings;
-use crate::queue::{QueueSettings, dead_letter_name};
+use crate::delivery::queue::{QueueSettings, dead_letter_name};
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
@@ -75,8 +75,8 @@ impl CreateArgs {
             .build()
             .context("Failed to start the async runtime")?;
         let created = runtime.block_on(async {
-            let client = crate::queue::sqs::client(&settings).await;
-            crate::queue::sqs::create_queues(
+            let client = crate::delivery::queue::sqs::client(&settings).await;
+            crate::delivery::queue::sqs::create_queues(
                 &client,
                 &settings.name,
                 settings.fifo,

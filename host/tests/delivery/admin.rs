@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderd::configuration::Settings;
 use orderd::domain::{OutboxStatus, Role};
-use orderd::queue::{
+use orderd::delivery::queue::{
     OutgoingMessage, Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport,
 };
-use orderd::relay::{Relay, RelaySettings};
+use orderd::delivery::relay::{Relay, RelaySettings};
 use orderd::startup::{Application, Roles};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

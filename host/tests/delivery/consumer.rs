@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use orderd::domain::{Id, OrderStatus};
 use orderd::mail::message_id_for;
-use orderd::queue::{OutgoingMessage, Queue};
+use orderd::delivery::queue::{OutgoingMessage, Queue};
 use orderd::storage::EmailClaim;
 
 use crate::helpers::{

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderd::domain::{OrderStatus, OutboxStatus};
-use orderd::queue::Queue;
-use orderd::relay::{Relay, RelaySettings};
+use orderd::delivery::queue::Queue;
+use orderd::delivery::relay::{Relay, RelaySettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, assert_confirmation_of, emails_in, parse_email, smtp_mailer};

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
-use orderd::consumer::{Consumer, ConsumerSettings, EmailRenderer};
+use orderd::delivery::consumer::{Consumer, ConsumerSettings, EmailRenderer};
 use orderd::domain::{
     Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role, User,
 };
 use orderd::domain::{Email, Username};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
-use orderd::queue::Queue;
-use orderd::queue::embedded::EmbeddedQueue;
-use orderd::relay::{Outcome, Relay, RelaySettings};
+use orderd::delivery::queue::Queue;
+use orderd::delivery::queue::embedded::EmbeddedQueue;
+use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
 use orderd::storage::sqlite::{SqliteDb, SqliteStore};
 use orderd::storage::{StockTake, Store};
 use tokio::sync::Notify;

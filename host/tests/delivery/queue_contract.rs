@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderd::queue::{OutgoingMessage, Queue, QueueError};
+use orderd::delivery::queue::{OutgoingMessage, Queue, QueueError};
 
 use crate::helpers::Env;
 
@@ -208,7 +208,7 @@ async fn a_second_handle_on_the_same_file_sees_messages_by_polling() {
     // Another process: its own database handle on the same file, no shared wake-up.
     let other_db =
         orderd::storage::sqlite::SqliteDb::open(&env.dir.path().join("orderd.db")).unwrap();
-    let reader = orderd::queue::embedded::EmbeddedQueue::open_with_poll(
+    let reader = orderd::delivery::queue::embedded::EmbeddedQueue::open_with_poll(
         other_db,
         "events",
         2,

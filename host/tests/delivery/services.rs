@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use orderd::domain::{Id, OrderStatus};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings, message_id_for};
-use orderd::queue::sqs::{SqsQueue, create_queues};
-use orderd::queue::{Queue, QueueSettings};
+use orderd::delivery::queue::sqs::{SqsQueue, create_queues};
+use orderd::delivery::queue::{Queue, QueueSettings};
 
 use crate::helpers::{
     Env, assert_confirmation_of, consume_until_empty, emails_in, parse_email, relay_until_idle,
@@ -28,7 +28,7 @@ async fn sqs_queue(endpoint: &str, fifo: bool, max_receives: u32) -> Arc<dyn Que
         region: Some("us-east-1".into()),
         ..QueueSettings::default()
     };
-    let client = orderd::queue::sqs::client(&settings).await;
+    let client = orderd::delivery::queue::sqs::client(&settings).await;
     let created = create_queues(&client, &name, fifo, max_receives)
         .await
         .expect("create queues");

@@ -12,6 +12,7 @@ use crate::plugins::native::RuleProvider;
 use crate::plugins::{FailureKind, PluginCallError, Slot};
 use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
 use crate::storage::{IdempotencyRecord, StockTake, Store, StoreError};
+use crate::telemetry::ORDERS_PLACED_TOTAL;
 
 use super::pricing::{self, TaxApplyError};
 use super::{Actor, FieldError, OrderError, OrderRequest, store_failed};
@@ -154,7 +155,10 @@ pub async fn place_order(
         .place_order(&order, &stock_takes(&order), &event, record.as_ref())
         .await
     {
-        Ok(()) => Ok(Placed::Created(Box::new(order))),
+        Ok(()) => {
+            metrics::counter!(ORDERS_PLACED_TOTAL).increment(1);
+            Ok(Placed::Created(Box::new(order)))
+        }
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
         Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
             // A concurrent request with the same key committed first: answer as it did.

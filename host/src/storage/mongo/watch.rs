@@ -268,8 +268,11 @@ impl MongoStore {
                     }
                 }
                 failures = failures.saturating_add(1);
-                let pause = Duration::from_millis(250u64.saturating_mul(1 << failures.min(7)))
-                    .min(Duration::from_secs(30));
+                let pause = crate::delivery::backoff::backoff(
+                    failures,
+                    Duration::from_millis(250),
+                    Duration::from_secs(30),
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(pause) => {}

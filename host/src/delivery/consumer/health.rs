@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::Queue;
+use crate::delivery::queue::Queue;
 use crate::storage::Store;
 
 #[derive(Clone)]

@@ -10,12 +10,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::Settings;
-use crate::consumer::{Consumer, EmailRenderer};
+use super::consumer::{Consumer, EmailRenderer};
 use crate::mail::Mailer;
-use crate::queue::embedded::EmbeddedQueue;
-use crate::queue::sqs::SqsQueue;
-use crate::queue::{Queue, QueueBackend, QueueSettings};
-use crate::relay::Relay;
+use super::queue::embedded::EmbeddedQueue;
+use super::queue::sqs::SqsQueue;
+use super::queue::{Queue, QueueBackend, QueueSettings};
+use super::relay::Relay;
 use crate::storage::Store;
 use crate::storage::sqlite::SqliteDb;
 
@@ -126,7 +126,7 @@ async fn run_inner(
             let (store, queue, token) = (deps.store.clone(), queue.clone(), shutdown.clone());
             tasks.spawn(async move {
                 if let Err(err) =
-                    crate::consumer::health::serve(listener, store, queue, token).await
+                    super::consumer::health::serve(listener, store, queue, token).await
                 {
                     tracing::error!(
                         error = format!("{err:#}"),

@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::OutboxEvent;
-use crate::queue::{MAX_BATCH, OutgoingMessage, Queue};
+use super::backoff::backoff;
+use super::queue::{MAX_BATCH, OutgoingMessage, Queue};
+pub use super::worker::Outcome;
 use crate::storage::OutboxStore;
 
 /// Relay settings (`[relay]`).
@@ -59,26 +60,6 @@ impl Default for RelaySettings {
             backoff_cap_ms: 300_000,
         }
     }
-}
-
-/// What one pass found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// This many events were claimed and handled (published, or failed and backed off).
-    Processed(usize),
-    /// Nothing was due.
-    Idle,
-}
-
-/// Exponential backoff with "equal jitter": the `attempt`-th delay (1-based) is
-/// `min(cap, base × 2^(attempt-1))`, of which a random half is jitter, so relays that failed
-/// together do not retry together.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = attempt.saturating_sub(1).min(32);
-    let full = base.saturating_mul(1u32 << exp.min(31)).min(cap);
-    let half = full / 2;
-    let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
-    half + Duration::from_millis(jitter)
 }
 
 /// One relay instance.
@@ -242,36 +223,5 @@ impl Relay {
             }
         }
         tracing::info!(owner = %self.owner, "Outbox relay stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_per_attempt_within_its_jitter_band() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(10);
-        for attempt in 1..=6u32 {
-            let full = base * (1 << (attempt - 1));
-            for _ in 0..50 {
-                let d = backoff(attempt, base, cap);
-                assert!(
-                    d >= full / 2 && d <= full,
-                    "attempt {attempt}: {d:?} outside [{:?}, {full:?}]",
-                    full / 2
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn backoff_never_exceeds_its_cap_even_after_many_attempts() {
-        let cap = Duration::from_secs(5);
-        for attempt in [10, 40, u32::MAX] {
-            let d = backoff(attempt, Duration::from_millis(500), cap);
-            assert!(d <= cap && d >= cap / 2, "{attempt}: {d:?}");
-        }
     }
 }

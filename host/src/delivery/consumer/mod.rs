@@ -30,8 +30,9 @@ pub use email::{EmailKind, EmailRenderer, stored_order};
 pub use handle::Verdict;
 
 use crate::mail::Mailer;
-use crate::queue::{MAX_BATCH, Queue, ReceivedMessage};
-use crate::relay::{Outcome, backoff};
+use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
+use crate::delivery::backoff::backoff;
+use crate::delivery::worker::Outcome;
 use crate::storage::Store;
 
 /// Consumer settings (`[consumer]`).

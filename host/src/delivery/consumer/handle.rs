@@ -19,8 +19,9 @@ use chrono::Utc;
 use super::{Consumer, EmailKind, stored_order};
 use crate::domain::outbox::Envelope;
 use crate::domain::{EventType, Id, Order, OrderStatus};
+use crate::telemetry::ORDERS_PROCESSED_TOTAL;
 use crate::mail::{OutgoingEmail, message_id_for};
-use crate::queue::ReceivedMessage;
+use crate::delivery::queue::ReceivedMessage;
 use crate::storage::{EmailClaim, StoreError};
 
 /// How a message was handled; decides what happens to it.
@@ -109,6 +110,7 @@ impl Consumer {
             .transition(order.id, &[OrderStatus::Processing], OrderStatus::Processed)
             .await?
         {
+            metrics::counter!(ORDERS_PROCESSED_TOTAL).increment(1);
             let lag = (Utc::now() - done.created_at).to_std().unwrap_or_default();
             metrics::histogram!("orderd_order_commit_to_processed_seconds")
                 .record(lag.as_secs_f64());
