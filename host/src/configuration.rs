@@ -169,6 +169,11 @@ pub struct HttpSettings {
     pub shutdown_grace_ms: u64,
     /// Serve the refresh cookie without `Secure`, for plain-HTTP development only.
     pub plain_http_cookies: bool,
+    /// Order writes (place, cancel, retry) handled at once; more wait up to
+    /// `admission_wait_ms` for a turn, then get 503 `overloaded` with `Retry-After`.
+    pub max_in_flight_orders: usize,
+    /// How long an order write may wait for a turn before it is refused.
+    pub admission_wait_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -179,6 +184,8 @@ impl Default for HttpSettings {
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
             plain_http_cookies: false,
+            max_in_flight_orders: 256,
+            admission_wait_ms: 100,
         }
     }
 }

@@ -24,11 +24,23 @@ pub const TIME_COST: u32 = 2;
 /// Lanes.
 pub const PARALLELISM: u32 = 1;
 
+/// Hashes waiting or running, per hashing thread, beyond which a request is refused at once
+/// ([`HashQueueFull`], answered 503 with `Retry-After`) instead of queueing: at tens of
+/// milliseconds a hash, a longer queue only means answers too late to be useful.
+const QUEUED_PER_THREAD: usize = 32;
+
+/// Too many password hashes are waiting; the request was refused before any work.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password hashes are waiting")]
+pub struct HashQueueFull;
+
 /// Hashes and verifies passwords off the async runtime, a bounded number at a time.
 #[derive(Debug)]
 pub struct PasswordHasher {
     /// Bounds hashes in flight, so a login burst queues here rather than in the channel.
     permits: Arc<Semaphore>,
+    /// Bounds hashes waiting or running; past it a request is refused.
+    queued: Semaphore,
     /// Work for the hashing threads.
     jobs: std::sync::mpsc::Sender<Job>,
     /// A real hash of a random password, verified against when the account does not exist.
@@ -204,6 +216,7 @@ impl PasswordHasher {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency)),
+            queued: Semaphore::new(concurrency * QUEUED_PER_THREAD),
             jobs: start_hashing_threads(concurrency)?,
             dummy_hash: hash_blocking(&hex::encode(random))?,
         })
@@ -229,6 +242,10 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
+        let _queued = self
+            .queued
+            .try_acquire()
+            .map_err(|_| anyhow::Error::new(HashQueueFull))?;
         let _permit = self
             .permits
             .acquire()

@@ -48,7 +48,7 @@ impl QueueCommand {
 
 impl CreateArgs {
     fn settings(&self) -> anyhow::Result<QueueSettings> {
-        let mut queue = Settings::load(self.config.as_deref())?.queue;
+        let mut queue = crate::delivery::queue_settings(&Settings::load(self.config.as_deref())?);
         if let Some(name) = &self.name {
             queue.name = name.clone();
         }

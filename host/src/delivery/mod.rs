@@ -13,4 +13,4 @@ pub mod relay;
 pub mod roles;
 pub mod worker;
 
-pub use roles::{DeliveryDeps, DeliveryRoles, open_queue, run};
+pub use roles::{DeliveryDeps, DeliveryRoles, open_queue, queue_settings, run};

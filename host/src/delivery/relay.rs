@@ -1,8 +1,8 @@
 //! The outbox relay: moves committed outbox events to the queue.
 //!
 //! Each pass claims due events with a lease (several relays, in one process or many, never
-//! publish one event at the same time), publishes them in batches of up to ten, and marks
-//! them published. The store never leases an event while an earlier event of its order is
+//! publish one event at the same time), sends them in batches of up to ten — all batches of
+//! the pass at once —, and marks the sent ones published in one store call. The store never leases an event while an earlier event of its order is
 //! unpublished, so one order's events reach the queue in the order they were written.
 //! A failed publish counts an attempt and backs the event off exponentially, with jitter, up
 //! to a cap; after `max_attempts` it is `dead` (counted in `/metrics` — the
@@ -24,10 +24,10 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::OutboxEvent;
 use super::backoff::backoff;
-use super::queue::{MAX_BATCH, OutgoingMessage, Queue};
+use super::queue::{MAX_BATCH, OutgoingMessage, Queue, SendReport};
 pub use super::worker::Outcome;
+use crate::domain::OutboxEvent;
 use crate::storage::OutboxStore;
 
 /// Relay settings (`[relay]`).
@@ -54,7 +54,7 @@ impl Default for RelaySettings {
         Self {
             poll_interval_ms: 250,
             lease_ms: 30_000,
-            claim_limit: 100,
+            claim_limit: 500,
             max_attempts: 10,
             backoff_base_ms: 500,
             backoff_cap_ms: 300_000,
@@ -107,40 +107,25 @@ impl Relay {
         if events.is_empty() {
             return Ok(Outcome::Idle);
         }
-        for chunk in events.chunks(MAX_BATCH) {
-            self.publish(chunk).await?;
-        }
-        Ok(Outcome::Processed(events.len()))
-    }
-
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
-        let mut messages = Vec::with_capacity(events.len());
-        for e in events {
-            let body = serde_json::to_string(&e.envelope())
-                .context("Failed to encode an event envelope")?;
-            messages.push(OutgoingMessage {
-                dedup_id: e.id.to_hex(),
-                group_id: e.order_id.to_hex(),
-                body,
-            });
-        }
-        let (sent, failed) = match self.queue.send_batch(&messages).await {
-            Ok(report) => (report.sent, report.failed),
-            Err(err) => {
-                let reason = format!("{:#}", anyhow::Error::new(err));
-                (
-                    Vec::new(),
-                    events
-                        .iter()
-                        .map(|e| (e.id.to_hex(), reason.clone()))
-                        .collect(),
-                )
+        // Every chunk goes to the queue at once; the sent ones are marked in one store call.
+        let sends = events.chunks(MAX_BATCH).map(|chunk| self.send(chunk));
+        let reports = futures::future::join_all(sends).await;
+        let mut published: Vec<&OutboxEvent> = Vec::with_capacity(events.len());
+        let mut failed: Vec<(&OutboxEvent, String)> = Vec::new();
+        for (chunk, report) in events.chunks(MAX_BATCH).zip(reports) {
+            for event in chunk {
+                let hex = event.id.to_hex();
+                if report.sent.contains(&hex) {
+                    published.push(event);
+                } else {
+                    let reason = report.failed.iter().find(|(id, _)| *id == hex).map_or_else(
+                        || "not acknowledged by the queue".to_owned(),
+                        |(_, r)| r.clone(),
+                    );
+                    failed.push((event, reason));
+                }
             }
-        };
-        let published: Vec<_> = events
-            .iter()
-            .filter(|e| sent.contains(&e.id.to_hex()))
-            .collect();
+        }
         if !published.is_empty() {
             let at = Utc::now();
             let ids: Vec<_> = published.iter().map(|e| e.id).collect();
@@ -155,12 +140,43 @@ impl Relay {
                     .record(lag.as_secs_f64());
             }
         }
-        for (id, reason) in failed {
-            if let Some(event) = events.iter().find(|e| e.id.to_hex() == id) {
-                self.fail(event, &reason).await?;
+        for (event, reason) in failed {
+            self.fail(event, &reason).await?;
+        }
+        Ok(Outcome::Processed(events.len()))
+    }
+
+    /// Sends one chunk (≤ [`MAX_BATCH`]); a failed call reports every entry failed.
+    async fn send(&self, events: &[OutboxEvent]) -> SendReport {
+        let mut messages = Vec::with_capacity(events.len());
+        for e in events {
+            match serde_json::to_string(&e.envelope()) {
+                Ok(body) => messages.push(OutgoingMessage {
+                    dedup_id: e.id.to_hex(),
+                    group_id: e.order_id.to_hex(),
+                    body,
+                }),
+                Err(err) => {
+                    return SendReport {
+                        sent: Vec::new(),
+                        failed: vec![(e.id.to_hex(), format!("Failed to encode: {err}"))],
+                    };
+                }
             }
         }
-        Ok(())
+        match self.queue.send_batch(&messages).await {
+            Ok(report) => report,
+            Err(err) => {
+                let reason = format!("{:#}", anyhow::Error::new(err));
+                SendReport {
+                    sent: Vec::new(),
+                    failed: events
+                        .iter()
+                        .map(|e| (e.id.to_hex(), reason.clone()))
+                        .collect(),
+                }
+            }
+        }
     }
 
     async fn fail(&self, event: &OutboxEvent, reason: &str) -> anyhow::Result<()> {

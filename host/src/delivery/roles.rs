@@ -9,13 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
 use super::consumer::{Consumer, EmailRenderer};
-use crate::mail::Mailer;
 use super::queue::embedded::EmbeddedQueue;
 use super::queue::sqs::SqsQueue;
 use super::queue::{Queue, QueueBackend, QueueSettings};
 use super::relay::Relay;
+use crate::configuration::Settings;
+use crate::mail::Mailer;
 use crate::storage::Store;
 use crate::storage::sqlite::SqliteDb;
 
@@ -38,6 +38,17 @@ pub struct DeliveryDeps {
     pub renderer: Arc<dyn EmailRenderer>,
     /// Notified after every order commit in this process.
     pub order_committed: Arc<Notify>,
+}
+
+/// The queue settings to open the queue with: the configured ones, with the receive limit
+/// (dead-letter redrive) raised to what the consumer's attempt budget needs, so the budget —
+/// not a second count — decides when a failing event is given up.
+pub fn queue_settings(settings: &Settings) -> QueueSettings {
+    let mut queue = settings.queue.clone();
+    queue.max_receives = queue
+        .max_receives
+        .max(settings.consumer.receives_for_budget());
+    queue
 }
 
 /// Opens the queue `settings` name: embedded (in `db`) or SQS.
@@ -88,7 +99,7 @@ async fn run_inner(
     }
     let settings = &deps.settings;
     let queue = open_queue(
-        &settings.queue,
+        &queue_settings(settings),
         deps.sqlite.clone(),
         &settings.database_path(),
     )

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::password::HashQueueFull;
 use crate::domain::{Id, ParseError};
 use crate::storage::StoreError;
 
@@ -126,6 +127,10 @@ pub enum ApiError {
     /// detail is client-safe.
     #[error("unavailable ({code}): {detail}")]
     Unavailable { code: &'static str, detail: String },
+    /// 503 `overloaded`, with a `Retry-After` header of `retry_after_secs`: the server is
+    /// at capacity and refused the request before doing any of it.
+    #[error("overloaded")]
+    Overloaded { retry_after_secs: u64 },
     /// 500 `internal`: a bug or backend failure. Logged with its cause chain; the client sees
     /// a generic text only.
     #[error("internal error")]
@@ -194,7 +199,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -251,6 +258,11 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Unavailable { code, detail } => (code, detail.clone(), vec![]),
+            ApiError::Overloaded { retry_after_secs } => (
+                "overloaded",
+                format!("the server is at capacity; retry in {retry_after_secs} s"),
+                vec![],
+            ),
             ApiError::Internal(_) => (
                 "internal",
                 "an internal error occurred; it has been logged".to_owned(),
@@ -274,7 +286,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?err, "request failed with an internal error");
         }
         let mut response = problem_response(self.status(), &self.problem());
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
+        if let ApiError::TooManyRequests { retry_after_secs }
+        | ApiError::Overloaded { retry_after_secs } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -314,6 +328,11 @@ impl From<StoreError> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
+        if err.downcast_ref::<HashQueueFull>().is_some() {
+            return ApiError::Overloaded {
+                retry_after_secs: 1,
+            };
+        }
         ApiError::Internal(err)
     }
 }

@@ -8,10 +8,13 @@
 //! 4. bare error responses (axum's empty 404/405, the timeout's 503) rewritten as problems;
 //! 5. a per-request timeout (`http.request_timeout_ms`) → 503;
 //! 6. a 64 KiB body limit → 413 (a route may raise its own with `DefaultBodyLimit`);
-//! 7. per route: request count and latency metrics.
+//! 7. per route: request count and latency metrics; on the order routes, load shedding
+//!    ([`admission`]: 503 `overloaded` with `Retry-After` when too many order writes are in
+//!    flight).
 
 pub mod admin_outbox;
 pub mod admin_plugins;
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -50,7 +53,13 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(auth::router(&state.settings.rate_limit))
         .merge(products::router())
-        .merge(orders::router())
+        .merge(orders::router().route_layer(middleware::from_fn_with_state(
+            admission::Admission::new(
+                state.settings.http.max_in_flight_orders,
+                std::time::Duration::from_millis(state.settings.http.admission_wait_ms),
+            ),
+            admission::admit,
+        )))
         .merge(admin_plugins::router())
         .merge(admin_outbox::router())
         .merge(health::router())

@@ -276,7 +276,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation` (fields), `rule-violation` (the validation plugin's codes) or `idempotency-key-reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`plugin-unavailable`: a rule plugin failed and its slot fails closed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`plugin-unavailable`: a rule plugin failed and its slot fails closed; or `overloaded` (with `Retry-After`): too many order writes in flight, nothing was done", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_order(
     State(state): State<AppState>,

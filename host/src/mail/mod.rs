@@ -157,6 +157,19 @@ enum Transport {
     Smtp(Box<smtp::SmtpPool>),
 }
 
+/// Why a send failed, and whether the message may have been delivered anyway.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Failed before the message was handed over (connect, refusal, build error): it was not
+    /// delivered, and sending it again at once is safe.
+    #[error("the e-mail was not sent")]
+    NotSent(#[source] anyhow::Error),
+    /// Failed or timed out after the message data was handed over: the server may have
+    /// accepted it. Sending it again risks a second copy.
+    #[error("the e-mail may or may not have been delivered")]
+    Unknown(#[source] anyhow::Error),
+}
+
 /// Sends e-mail through the configured transport. One per process, shared.
 pub struct Mailer {
     from: Mailbox,
@@ -236,15 +249,22 @@ impl Mailer {
             .context("Failed to build the e-mail")
     }
 
-    /// Sends `email`. An error means it may or may not have been delivered.
-    pub async fn send(&self, email: &OutgoingEmail) -> anyhow::Result<()> {
-        let message = self.build(email)?;
+    /// Sends `email`; a failure says whether the message may have been delivered anyway.
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+        let message = self.build(email).map_err(SendError::NotSent)?;
         let started = std::time::Instant::now();
         let result = match &self.transport {
-            Transport::File(dir) => write_eml(dir, &email.message_id, &message.formatted()).await,
+            // The file appears only by the final rename: a failure wrote nothing visible.
+            Transport::File(dir) => write_eml(dir, &email.message_id, &message.formatted())
+                .await
+                .map_err(SendError::NotSent),
             Transport::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
         };
-        let outcome = if result.is_ok() { "sent" } else { "error" };
+        let outcome = match &result {
+            Ok(()) => "sent",
+            Err(SendError::NotSent(_)) => "error",
+            Err(SendError::Unknown(_)) => "unknown",
+        };
         metrics::counter!("orderd_emails_total", "transport" => self.transport_name(), "outcome" => outcome).increment(1);
         metrics::histogram!("orderd_email_send_seconds", "transport" => self.transport_name())
             .record(started.elapsed().as_secs_f64());

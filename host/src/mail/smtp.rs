@@ -20,12 +20,13 @@ use anyhow::{Context, anyhow};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::{SmtpSecurity, SmtpSettings};
+use super::{SendError, SmtpSecurity, SmtpSettings};
 
 /// Idle connections older than this are closed rather than reused (servers drop idle clients).
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -81,25 +82,27 @@ impl SmtpPool {
         })
     }
 
-    /// Sends one message; waits for a free connection when all are busy. A failure on a
-    /// reused connection (the server may have closed it while idle) is retried once on a
-    /// fresh one.
-    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<()> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .context("The SMTP pool is closed")?;
+    /// Sends one message; waits for a free connection when all are busy.
+    ///
+    /// A failure before the message data was handed over (connect, a refused sender or
+    /// recipient, DATA refused) is [`SendError::NotSent`]; on a reused connection (the server
+    /// may have closed it while idle) it is retried once on a fresh one. A failure or timeout
+    /// after the data went out is [`SendError::Unknown`] — the server may have accepted the
+    /// message — and is never retried here, so one attempt hands a message over at most once.
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        let _permit = self.permits.acquire().await.map_err(|e| {
+            SendError::NotSent(anyhow::Error::new(e).context("The SMTP pool is closed"))
+        })?;
         if let Some(conn) = self.take_idle() {
             match self.send_on(conn, envelope, message).await {
-                Ok(()) => return Ok(()),
-                Err(err) => tracing::debug!(
+                Err(SendError::NotSent(err)) => tracing::debug!(
                     error = format!("{err:#}"),
-                    "Reused SMTP connection failed; reconnecting"
+                    "Reused SMTP connection failed before the hand-over; reconnecting"
                 ),
+                done => return done,
             }
         }
-        let conn = self.connect().await?;
+        let conn = self.connect().await.map_err(SendError::NotSent)?;
         self.send_on(conn, envelope, message).await
     }
 
@@ -108,20 +111,46 @@ impl SmtpPool {
         mut conn: AsyncSmtpConnection,
         envelope: &Envelope,
         message: &[u8],
-    ) -> anyhow::Result<()> {
-        match tokio::time::timeout(self.settings.timeout(), conn.send(envelope, message)).await {
+    ) -> Result<(), SendError> {
+        let timeout = self.settings.timeout();
+        // Phase 1: MAIL FROM, RCPT TO, DATA. Nothing is delivered until the data is sent.
+        match tokio::time::timeout(timeout, hand_over(&mut conn, envelope, message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                abort(&mut conn).await;
+                return Err(SendError::NotSent(
+                    anyhow::Error::new(err).context("The SMTP server refused the message"),
+                ));
+            }
+            Err(_) => {
+                abort(&mut conn).await;
+                return Err(SendError::NotSent(anyhow!(
+                    "SMTP timed out after {timeout:?} before the message was handed over"
+                )));
+            }
+        }
+        // Phase 2: the data and the server's final reply.
+        match tokio::time::timeout(timeout, conn.message(message)).await {
             Ok(Ok(_)) => {
                 self.put_idle(conn);
                 Ok(())
             }
-            Ok(Err(err)) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
-                Err(anyhow::Error::new(err).context("The SMTP server refused or lost the message"))
+            // A negative final reply is a clear refusal: nothing was accepted.
+            Ok(Err(err)) if err.is_permanent() || err.is_transient() => {
+                abort(&mut conn).await;
+                Err(SendError::NotSent(
+                    anyhow::Error::new(err).context("The SMTP server refused the message data"),
+                ))
             }
-            Err(_) => Err(anyhow!(
-                "SMTP send timed out after {:?}",
-                self.settings.timeout()
-            )),
+            Ok(Err(err)) => {
+                abort(&mut conn).await;
+                Err(SendError::Unknown(anyhow::Error::new(err).context(
+                    "The SMTP connection failed after the message data was sent",
+                )))
+            }
+            Err(_) => Err(SendError::Unknown(anyhow!(
+                "No final SMTP reply within {timeout:?} after the message data was sent"
+            ))),
         }
     }
 
@@ -184,6 +213,40 @@ impl SmtpPool {
                 )
             })?
     }
+}
+
+/// MAIL FROM (with 8BITMIME / SMTPUTF8 as the message needs and the server offers), RCPT TO
+/// for every recipient, DATA: what lettre's `AsyncSmtpConnection::send` does before the data,
+/// done here so the caller knows whether a failure came before or after the hand-over.
+async fn hand_over(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
+    let mut options = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), Vec::new())).await?;
+    }
+    conn.command(Data).await?;
+    Ok(())
+}
+
+/// Ends a connection that failed; it is not returned to the pool.
+async fn abort(conn: &mut AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
 }
 
 /// A TLS stream for implicit TLS (SMTPS, port 465) over our own `TCP_NODELAY` socket.

@@ -3,6 +3,7 @@
 //! backend type. The contract test suite (`contract`) runs the same checks against every
 //! backend.
 
+pub mod delivery;
 pub mod mongo;
 pub mod sqlite;
 
@@ -14,6 +15,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     Id, Order, OrderStatus, OutboxEvent, OutboxStatus, Product, ProductPatch, Role, User,
 };
+
+pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
 
 /// What went wrong in a storage call. HTTP maps `NotFound` → 404, `Conflict` → 409,
 /// `InsufficientStock` → 409, `Backend` → 500 (logged, never shown to clients).
@@ -304,7 +307,14 @@ pub trait PluginStore: Send + Sync {
 /// Every port together: what `AppState` holds as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    UserStore + TokenStore + ProductStore + OrderStore + OutboxStore + InboxStore + PluginStore
+    UserStore
+    + TokenStore
+    + ProductStore
+    + OrderStore
+    + OutboxStore
+    + InboxStore
+    + DeliveryStore
+    + PluginStore
 {
     /// Cheap round trip proving the backend is reachable (readiness probe).
     async fn ping(&self) -> StoreResult<()>;

@@ -10,4 +10,5 @@ mod errors;
 mod health;
 mod idempotency;
 mod orders;
+mod overload;
 mod products;

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 use orderd::delivery::consumer::{Consumer, ConsumerSettings, EmailRenderer};
+use orderd::delivery::queue::Queue;
+use orderd::delivery::queue::embedded::EmbeddedQueue;
+use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
 use orderd::domain::{
     Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role, User,
 };
 use orderd::domain::{Email, Username};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
-use orderd::delivery::queue::Queue;
-use orderd::delivery::queue::embedded::EmbeddedQueue;
-use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
 use orderd::storage::sqlite::{SqliteDb, SqliteStore};
 use orderd::storage::{StockTake, Store};
 use tokio::sync::Notify;
@@ -67,12 +67,22 @@ impl Env {
     }
 
     pub fn consumer(&self, queue: Arc<dyn Queue>, mailer: Arc<Mailer>) -> Consumer {
+        self.consumer_with(queue, mailer, fast_consumer())
+    }
+
+    /// A consumer with its own settings.
+    pub fn consumer_with(
+        &self,
+        queue: Arc<dyn Queue>,
+        mailer: Arc<Mailer>,
+        settings: ConsumerSettings,
+    ) -> Consumer {
         Consumer::new(
             self.store.clone(),
             queue,
             mailer,
             self.renderer.clone(),
-            fast_consumer(),
+            settings,
         )
     }
 
@@ -195,6 +205,8 @@ pub fn fast_consumer() -> ConsumerSettings {
         visibility_ms: 1_000,
         email_claim_ms: 1_500,
         drain_ms: 5_000,
+        retry_base_ms: 200,
+        retry_cap_ms: 1_000,
         ..ConsumerSettings::default()
     }
 }

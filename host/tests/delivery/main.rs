@@ -7,6 +7,7 @@ mod consumer;
 mod end_to_end;
 mod helpers;
 mod queue_contract;
+mod retries;
 mod services;
 mod smtp_sink;
 #[path = "../support/skip.rs"]

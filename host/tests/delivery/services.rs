@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderd::domain::{Id, OrderStatus};
-use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::delivery::queue::sqs::{SqsQueue, create_queues};
 use orderd::delivery::queue::{Queue, QueueSettings};
+use orderd::domain::{Id, OrderStatus};
+use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings, message_id_for};
 
 use crate::helpers::{
     Env, assert_confirmation_of, consume_until_empty, emails_in, parse_email, relay_until_idle,

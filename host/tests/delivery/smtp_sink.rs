@@ -1,10 +1,13 @@
 //! A minimal in-process SMTP server for tests and the delivery benchmark: it speaks enough
 //! SMTP (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) to accept messages and keeps each
 //! one's raw bytes. It can be started on a chosen port, so a test can take "the SMTP server"
-//! down and bring it back on the same address.
+//! down and bring it back on the same address, and it can hold back its final reply to the
+//! next messages (it keeps them, but answers late), as a server that accepted a message and
+//! then stalled would.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,8 +17,12 @@ use tokio::task::JoinHandle;
 pub struct SmtpSink {
     pub addr: SocketAddr,
     messages: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Delays still to apply to the final reply of the next messages, first first.
+    stalls: Stalls,
     task: JoinHandle<()>,
 }
+
+type Stalls = Arc<Mutex<std::collections::VecDeque<Duration>>>;
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
@@ -35,16 +42,18 @@ impl SmtpSink {
         let listener = bind_retrying(addr).await;
         let addr = listener.local_addr().unwrap();
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let store = messages.clone();
+        let stalls: Stalls = Arc::default();
+        let (store, delays) = (messages.clone(), stalls.clone());
         let task = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             while let Ok((socket, _)) = listener.accept().await {
-                sessions.spawn(session(socket, store.clone()));
+                sessions.spawn(session(socket, store.clone(), delays.clone()));
             }
         });
         Self {
             addr,
             messages,
+            stalls,
             task,
         }
     }
@@ -52,6 +61,14 @@ impl SmtpSink {
     /// Raw messages accepted so far (dot-unstuffed, without the final `.` line).
     pub fn messages(&self) -> Vec<Vec<u8>> {
         self.messages.lock().unwrap().clone()
+    }
+
+    /// Keeps the next `n` messages but sends their final `250` only after `delay`.
+    pub fn stall_next(&self, n: usize, delay: Duration) {
+        self.stalls
+            .lock()
+            .unwrap()
+            .extend(std::iter::repeat_n(delay, n));
     }
 
     pub fn count(&self) -> usize {
@@ -75,7 +92,7 @@ async fn bind_retrying(addr: SocketAddr) -> TcpListener {
     TcpListener::bind(addr).await.expect("bind the SMTP sink")
 }
 
-async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>) {
+async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>, stalls: Stalls) {
     let _ = socket.set_nodelay(true);
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
@@ -125,6 +142,10 @@ async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>) {
                 body.extend_from_slice(content);
             }
             store.lock().unwrap().push(body);
+            let stall = stalls.lock().unwrap().pop_front();
+            if let Some(delay) = stall {
+                tokio::time::sleep(delay).await;
+            }
             b"250 OK queued\r\n"
         } else if upper.starts_with("QUIT") {
             let _ = write.write_all(b"221 Bye\r\n").await;

@@ -1,38 +1,46 @@
 //! The consumer: takes events off the queue and does their work exactly once in effect.
 //!
-//! Messages are long-polled in batches and handled concurrently, bounded by a semaphore. While
-//! a message is being handled its visibility timeout is extended, and it is deleted only after
-//! its work is recorded (see [`handle`] for the per-event steps and the duplicate filters).
-//! Messages that cannot be handled — malformed bodies, unknown event types, unknown orders —
-//! are never acknowledged: they return after their visibility timeout and reach the
-//! dead-letter queue after the receive limit, logged and counted. A transient failure (SMTP or
-//! store down) leaves the message to come back; at the limit the order becomes `failed`.
+//! Messages are long-polled in batches and each batch is handled as a unit (see [`batch`]: two
+//! store calls and one queue delete per batch, e-mails sent concurrently), with up to
+//! `concurrency` messages in hand across batches. While a batch is being handled its messages'
+//! visibility is extended, and each message is deleted only after its work is recorded.
+//!
+//! A message that fails comes back after a delay that grows with its receive count
+//! (`retry_base_ms` doubling up to `retry_cap_ms`). The attempt budget is a duration
+//! (`attempt_budget_ms`, counted from the event's commit): once the next retry would fall past
+//! it, an `order.created` order becomes `failed` (an admin can retry or cancel it) and the
+//! message is deleted. Messages that can never be handled — malformed bodies, unknown event
+//! types, unknown orders — are not acknowledged: they reach the dead-letter queue after the
+//! queue's receive limit, logged and counted.
 //!
 //! Loops follow the sqlxmq shape: [`Consumer::try_run_once`] handles one batch and reports
 //! whether there was one; [`Consumer::run`] long-polls until shutdown, then stops fetching and
-//! drains what it holds up to a deadline (anything still held returns to the queue when its
+//! drains what it holds up to `drain_ms` (anything still held returns to the queue when its
 //! visibility timeout passes).
 
+mod batch;
 pub mod email;
-mod handle;
 pub mod health;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use batch::Verdict;
 pub use email::{EmailKind, EmailRenderer, stored_order};
-pub use handle::Verdict;
 
-use crate::mail::Mailer;
+use crate::delivery::backoff::{backoff, ceiling};
 use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
-use crate::delivery::backoff::backoff;
 use crate::delivery::worker::Outcome;
+use crate::domain::outbox::Envelope;
+use crate::domain::{EventType, OrderStatus};
+use crate::mail::Mailer;
 use crate::storage::Store;
 
 /// Consumer settings (`[consumer]`).
@@ -52,6 +60,13 @@ pub struct ConsumerSettings {
     pub email_claim_ms: u64,
     /// On shutdown, how long held messages may take to finish.
     pub drain_ms: u64,
+    /// Visibility after a message's first failed attempt; doubles per receive.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts of a message.
+    pub retry_cap_ms: u64,
+    /// How long after its commit an event may keep being retried; past it an order becomes
+    /// `failed`. The default covers an SMTP outage of more than 30 minutes.
+    pub attempt_budget_ms: u64,
     /// Address of the consumer's own health endpoint (`/processor/api/health`), served when
     /// the consumer runs without the api role.
     pub health_addr: String,
@@ -60,12 +75,15 @@ pub struct ConsumerSettings {
 impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 64,
             batch_size: MAX_BATCH,
             wait_ms: 10_000,
             visibility_ms: 30_000,
             email_claim_ms: 60_000,
             drain_ms: 10_000,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            attempt_budget_ms: 3_600_000,
             health_addr: "127.0.0.1:8001".to_owned(),
         }
     }
@@ -74,6 +92,29 @@ impl Default for ConsumerSettings {
 impl ConsumerSettings {
     fn visibility(&self) -> Duration {
         Duration::from_millis(self.visibility_ms.max(1))
+    }
+
+    /// How long a message stays away after its `receive_count`-th attempt failed.
+    pub fn retry_delay(&self, receive_count: u32) -> Duration {
+        ceiling(
+            receive_count.max(1),
+            Duration::from_millis(self.retry_base_ms.max(1)),
+            Duration::from_millis(self.retry_cap_ms.max(1)),
+        )
+    }
+
+    /// The receives the retry schedule makes within the attempt budget, plus one: the least
+    /// receive limit (dead-letter redrive) under which the budget, not the queue, decides when
+    /// a failing event is given up.
+    pub fn receives_for_budget(&self) -> u32 {
+        let budget = Duration::from_millis(self.attempt_budget_ms);
+        let mut elapsed = Duration::ZERO;
+        let mut receives = 1u32;
+        while elapsed < budget && receives < 10_000 {
+            elapsed += self.retry_delay(receives);
+            receives += 1;
+        }
+        receives
     }
 }
 
@@ -120,7 +161,7 @@ impl Consumer {
         &self.queue
     }
 
-    /// One pass without waiting: receive a batch, handle every message, settle each.
+    /// One pass without waiting: receive a batch, handle it, settle each message.
     pub async fn try_run_once(&self) -> anyhow::Result<Outcome> {
         let batch = self.settings.batch_size.clamp(1, MAX_BATCH);
         let messages = self
@@ -132,36 +173,136 @@ impl Consumer {
             return Ok(Outcome::Idle);
         }
         let n = messages.len();
-        futures::future::join_all(messages.into_iter().map(|m| async move {
-            let _permit = self.permits.acquire().await;
-            self.handle(m).await
-        }))
-        .await;
+        self.handle(messages).await;
         Ok(Outcome::Processed(n))
     }
 
-    /// Handles one message start to finish, renewing its visibility while it runs.
-    pub async fn handle(&self, message: ReceivedMessage) -> Verdict {
+    /// Handles one received batch start to finish, renewing its visibility while it runs,
+    /// then settles every message; one verdict per message.
+    pub async fn handle(&self, messages: Vec<ReceivedMessage>) -> Vec<Verdict> {
         let visibility = self.settings.visibility();
         let every = (visibility / 2).max(Duration::from_millis(100));
         let started = std::time::Instant::now();
-        let work = self.process(&message);
+        let work = self.process_batch(&messages);
         tokio::pin!(work);
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let verdict = loop {
+        let verdicts = loop {
             tokio::select! {
-                verdict = &mut work => break verdict,
+                verdicts = &mut work => break verdicts,
                 _ = beat.tick() => {
-                    if let Err(err) = self.queue.change_visibility(&message.receipt, visibility).await {
-                        tracing::warn!(error = %err, message_id = %message.message_id, "Failed to extend a message's visibility");
+                    for message in &messages {
+                        if let Err(err) = self.queue.change_visibility(&message.receipt, visibility).await {
+                            tracing::warn!(error = %err, message_id = %message.message_id, "Failed to extend a message's visibility");
+                        }
                     }
                 }
             }
         };
-        metrics::histogram!("orderd_consumer_handle_seconds")
-            .record(started.elapsed().as_secs_f64());
-        self.settle(&message, &verdict).await;
-        verdict
+        let elapsed = started.elapsed().as_secs_f64();
+        for _ in &messages {
+            metrics::histogram!("orderd_consumer_handle_seconds").record(elapsed);
+        }
+        self.settle(&messages, &verdicts).await;
+        verdicts
+    }
+
+    /// Deletes the handled messages in one call; gives the failed ones their retry delay, or
+    /// gives up on them past the attempt budget; leaves poison for the dead-letter queue.
+    async fn settle(&self, messages: &[ReceivedMessage], verdicts: &[Verdict]) {
+        let mut done: Vec<String> = Vec::new();
+        for (message, verdict) in messages.iter().zip(verdicts) {
+            let at_limit = self
+                .queue
+                .max_receives()
+                .is_some_and(|limit| message.receive_count >= limit);
+            match verdict {
+                Verdict::Done => {
+                    metrics::counter!("orderd_consumer_messages_total", "outcome" => "processed")
+                        .increment(1);
+                    done.push(message.receipt.clone());
+                }
+                Verdict::Poison(reason) => {
+                    metrics::counter!("orderd_consumer_messages_total", "outcome" => "poison", "reason" => *reason).increment(1);
+                    tracing::error!(reason, message_id = %message.message_id, receive_count = message.receive_count, at_limit, "Message cannot be handled; it goes to the dead-letter queue after the receive limit");
+                    let delay = if at_limit {
+                        // Return it now so the next receive moves it to the dead-letter queue.
+                        Duration::ZERO
+                    } else {
+                        self.settings.retry_delay(message.receive_count)
+                    };
+                    let _ = self.queue.change_visibility(&message.receipt, delay).await;
+                }
+                Verdict::Retry(err) => {
+                    metrics::counter!("orderd_consumer_messages_total", "outcome" => "retry")
+                        .increment(1);
+                    let delay = self.settings.retry_delay(message.receive_count);
+                    if at_limit || self.past_budget(message, delay) {
+                        tracing::error!(error = format!("{err:#}"), message_id = %message.message_id, receive_count = message.receive_count, "Message handling failed and its attempt budget is spent; giving up");
+                        if self.give_up(message).await {
+                            done.push(message.receipt.clone());
+                        }
+                        continue;
+                    }
+                    tracing::warn!(error = format!("{err:#}"), message_id = %message.message_id, receive_count = message.receive_count, retry_in_ms = delay.as_millis() as u64, "Message handling failed; it will be retried");
+                    let _ = self.queue.change_visibility(&message.receipt, delay).await;
+                }
+            }
+        }
+        if !done.is_empty()
+            && let Err(err) = self.queue.delete_batch(&done).await
+        {
+            // The work is recorded: a redelivery finds the events in the inbox.
+            tracing::warn!(error = %err, messages = done.len(), "Failed to delete handled messages");
+        }
+    }
+
+    /// Whether retrying `message` after `delay` would fall past the attempt budget.
+    fn past_budget(&self, message: &ReceivedMessage, delay: Duration) -> bool {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) else {
+            return false;
+        };
+        let age = (Utc::now() - envelope.occurred_at)
+            .to_std()
+            .unwrap_or_default();
+        age + delay > Duration::from_millis(self.settings.attempt_budget_ms)
+    }
+
+    /// The attempt budget of an event is spent: an `order.created` order becomes `failed`
+    /// (nothing is held: an admin can retry or cancel it). `true` when the message may go.
+    async fn give_up(&self, message: &ReceivedMessage) -> bool {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) else {
+            return false;
+        };
+        if EventType::parse(&envelope.event_type) != Some(EventType::OrderCreated) {
+            metrics::counter!("orderd_emails_abandoned_total").increment(1);
+            tracing::error!(event_id = %envelope.event_id, order_id = %envelope.order_id, event_type = %envelope.event_type, "Gave up on an event's e-mail after its attempt budget");
+            return true;
+        }
+        let id = envelope.order_id;
+        match self
+            .store
+            .transition_order(
+                id,
+                &[OrderStatus::Pending, OrderStatus::Processing],
+                OrderStatus::Failed,
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(_) => {
+                metrics::counter!("orderd_orders_failed_total").increment(1);
+                tracing::error!(order_id = %id, event_id = %envelope.event_id, "Order failed after its delivery attempt budget");
+                true
+            }
+            // Already processed, cancelled or failed: nothing is held.
+            Err(crate::storage::StoreError::Conflict(_) | crate::storage::StoreError::NotFound) => {
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, order_id = %id, "Failed to mark an order failed; the message will come back");
+                false
+            }
+        }
     }
 
     /// Runs until `shutdown`: long-poll, hand messages to tasks, then drain.
@@ -185,18 +326,18 @@ impl Consumer {
                 _ = shutdown.cancelled() => break,
             };
             match received {
+                Ok(messages) if messages.is_empty() => failures = 0,
                 Ok(messages) => {
                     failures = 0;
-                    for message in messages {
-                        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-                            break;
-                        };
-                        let this = Arc::clone(&self);
-                        tasks.spawn(async move {
-                            this.handle(message).await;
-                            drop(permit);
-                        });
-                    }
+                    let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+                    let Ok(permit) = Arc::clone(&self.permits).acquire_many_owned(n).await else {
+                        break;
+                    };
+                    let this = Arc::clone(&self);
+                    tasks.spawn(async move {
+                        this.handle(messages).await;
+                        drop(permit);
+                    });
                 }
                 Err(err) => {
                     failures += 1;

@@ -2,7 +2,8 @@
 //! single-binary setup needs no broker and a crash loses nothing (a message is a committed
 //! row until it is deleted).
 //!
-//! * Receive is one write transaction: pick the oldest visible rows of the queue, move those
+//! * Receive is one write transaction: pick the rows that became visible first (walking the
+//!   `(queue, visible_at, seq)` index, so a backlog costs nothing extra), move those
 //!   already received `max_receives` times to the dead-letter queue, and stamp the rest with a
 //!   new receipt, `receive_count + 1` and `visible_at = now + visibility`.
 //! * Long polling waits on an in-process `Notify` that every send in this process signals,
@@ -171,7 +172,8 @@ impl EmbeddedQueue {
                     let mut stmt = tx
                         .prepare_cached(
                             "SELECT seq, message_id, body, receive_count FROM queue_messages
-                             WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
+                             WHERE queue = ?1 AND visible_at <= ?2
+                             ORDER BY visible_at, seq LIMIT ?3",
                         )
                         .ctx("Failed to prepare the queue receive")?;
                     let mut found = stmt
@@ -335,6 +337,30 @@ impl Queue for EmbeddedQueue {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
+        check_batch(receipts.len())?;
+        let rows: Vec<(i64, String)> = receipts
+            .iter()
+            .filter_map(|r| receipt_seq(r).map(|seq| (seq, r.clone())))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .write(move |tx| {
+                let mut stmt = tx
+                    .prepare_cached("DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2")
+                    .ctx("Failed to prepare the queue delete")?;
+                for (seq, receipt) in &rows {
+                    stmt.execute(params![seq, receipt])
+                        .ctx("Failed to delete a message")?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(backend)
     }
 
     async fn change_visibility(&self, receipt: &str, visibility: Duration) -> QueueResult<()> {

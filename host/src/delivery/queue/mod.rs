@@ -99,6 +99,18 @@ pub trait Queue: Send + Sync {
     /// Deletes a received message. A stale receipt (the message came back and was received
     /// again) deletes nothing and is not an error, as in SQS.
     async fn delete(&self, receipt: &str) -> QueueResult<()>;
+    /// Deletes up to [`MAX_BATCH`] received messages in one call (SQS `DeleteMessageBatch`);
+    /// stale receipts delete nothing and are not errors.
+    async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
+        check_batch(receipts.len())?;
+        for receipt in receipts {
+            match self.delete(receipt).await {
+                Ok(()) | Err(QueueError::InvalidReceipt) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
     /// Makes a received message invisible for `visibility` from now (0 returns it at once).
     /// `InvalidReceipt` when the message is no longer held under this receipt.
     async fn change_visibility(&self, receipt: &str, visibility: Duration) -> QueueResult<()>;
@@ -120,7 +132,9 @@ pub struct QueueSettings {
     pub backend: QueueBackend,
     /// Queue name; the dead-letter queue is this name + "-dlq" (before ".fifo").
     pub name: String,
-    /// Receives after which a message moves to the dead-letter queue.
+    /// Receives after which a message moves to the dead-letter queue. Raised at startup to
+    /// what the consumer's retry schedule makes within `consumer.attempt_budget_ms`, so this
+    /// limit only decides for messages that can never be handled.
     pub max_receives: u32,
     /// SQS only: a FIFO queue (per-order ordering and deduplication by event id).
     pub fifo: bool,

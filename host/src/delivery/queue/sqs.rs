@@ -14,7 +14,8 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 
 use super::{
@@ -324,6 +325,45 @@ impl Queue for SqsQueue {
             Err(e) if e.code() == Some("ReceiptHandleIsInvalid") => Err(QueueError::InvalidReceipt),
             Err(e) => Err(QueueError::backend(anyhow!("{}", DisplayErrorContext(e)))),
         }
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
+        check_batch(receipts.len())?;
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("d{i}"))
+                    .receipt_handle(receipt)
+                    .build()
+                    .map_err(|e| QueueError::backend(anyhow!("{}", DisplayErrorContext(e))))
+            })
+            .collect::<QueueResult<Vec<_>>>()?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| QueueError::backend(anyhow!("{}", DisplayErrorContext(e))))?;
+        // A stale receipt is not an error (as for a single delete); anything else is.
+        if let Some(failed) = out
+            .failed()
+            .iter()
+            .find(|f| f.code() != "ReceiptHandleIsInvalid")
+        {
+            return Err(QueueError::backend(anyhow!(
+                "Failed to delete a message: {}: {}",
+                failed.code(),
+                failed.message().unwrap_or("")
+            )));
+        }
+        Ok(())
     }
 
     async fn change_visibility(&self, receipt: &str, visibility: Duration) -> QueueResult<()> {

@@ -4,6 +4,14 @@
 //! schema migrations. The order store and the embedded queue both keep their tables in the
 //! same file through this handle.
 //!
+//! **Group commit.** The writer drains every write waiting in its (bounded) queue, up to
+//! [`MAX_GROUP`], and runs them in one transaction, each inside its own `SAVEPOINT`: a write
+//! that fails or panics rolls back to its savepoint and only itself; the others commit
+//! together. No caller hears its result before the whole transaction has committed, and if the
+//! commit fails every write of the group hears that failure. Under load this turns thousands
+//! of small transactions per second into a few hundred larger ones; with one write waiting it
+//! is an ordinary transaction.
+//!
 //! Why rusqlite rather than sqlx: our writes are short synchronous transactions that we drive
 //! from one writer thread anyway, so an async driver would only add a second thread hop per
 //! statement; rusqlite needs no database at compile time and is the thinnest path to SQLite
@@ -11,12 +19,12 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::error::SqlContext;
 use crate::storage::{StoreError, StoreResult};
@@ -31,8 +39,27 @@ const READERS: usize = 4;
 /// Prepared statements cached per connection; the store uses a few dozen distinct ones.
 const STATEMENT_CACHE: usize = 128;
 
+/// Most writes committed in one group transaction.
+pub const MAX_GROUP: usize = 256;
+
+/// Writes that may wait for the writer thread; a caller past this waits for room (async), so
+/// a flood of writes shows up as latency upstream, where it can be shed, not as memory here.
+const WRITE_QUEUE: usize = 1024;
+
+/// A write for the writer thread: runs inside the group's transaction under its own savepoint
+/// and returns how to report its result once the group's commit outcome is known.
+type WriteJob = Box<dyn FnOnce(&Transaction<'_>) -> Report + Send>;
+
+/// Delivers one write's result: `Ok` when the group committed, else the commit's error text.
+type Report = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
 /// A unit of work for the writer thread.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+enum Job {
+    /// A write, grouped with its neighbours into one transaction.
+    Write(WriteJob),
+    /// Work that needs the bare connection (schema migrations); never grouped.
+    Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
+}
 
 /// A cloneable handle to the embedded database file.
 ///
@@ -102,7 +129,7 @@ impl SqliteDb {
             migrations::apply(&mut conn, component, steps)?;
         }
 
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -133,16 +160,32 @@ impl SqliteDb {
         F: FnOnce(&Transaction<'_>) -> StoreResult<R> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Connection| {
-            let _ = done.send(run_write(conn, f));
+        let job: WriteJob = Box::new(move |tx: &Transaction<'_>| {
+            let outcome = run_in_savepoint(tx, f);
+            Box::new(move |committed: Result<(), &str>| {
+                let outcome = match (outcome, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(err), _) => Err(err),
+                    (Ok(_), Err(reason)) => Err(StoreError::backend(anyhow!(
+                        "Failed to commit a write transaction: {reason}"
+                    ))),
+                };
+                let _ = done.send(outcome);
+            }) as Report
         });
-        self.inner
-            .writer
-            .send(job)
-            .map_err(|_| StoreError::backend(anyhow!("The database writer thread has stopped")))?;
+        self.submit(Job::Write(job)).await?;
         result.await.map_err(|_| {
             StoreError::backend(anyhow!("The database writer thread dropped a write"))
         })?
+    }
+
+    /// Queues `job` for the writer thread, waiting for room when its queue is full.
+    async fn submit(&self, job: Job) -> StoreResult<()> {
+        self.inner
+            .writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::backend(anyhow!("The database writer thread has stopped")))
     }
 
     /// Runs `f` on a read-only connection on a blocking thread. Statements run in autocommit
@@ -190,15 +233,12 @@ impl SqliteDb {
         let component = component.to_owned();
         let steps: Vec<String> = steps.iter().map(|s| (*s).to_owned()).collect();
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Connection| {
+        let job = Job::Exclusive(Box::new(move |conn: &mut Connection| {
             let refs: Vec<&str> = steps.iter().map(String::as_str).collect();
             let _ =
                 done.send(migrations::apply(conn, &component, &refs).map_err(StoreError::Backend));
-        });
-        self.inner
-            .writer
-            .send(job)
-            .map_err(|_| StoreError::backend(anyhow!("The database writer thread has stopped")))?;
+        }));
+        self.submit(job).await?;
         result.await.map_err(|_| {
             StoreError::backend(anyhow!("The database writer thread dropped a migration"))
         })?
@@ -225,29 +265,102 @@ fn open_reader(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-fn run_write<R>(
-    conn: &mut Connection,
+/// Runs one write inside its own savepoint of the group's transaction: `Ok` releases the
+/// savepoint (its changes commit with the group), `Err` or a panic rolls back to it, so a
+/// failed write leaves nothing behind and does not disturb the other writes of the group.
+fn run_in_savepoint<R>(
+    tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> StoreResult<R>,
 ) -> StoreResult<R> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .ctx("Failed to begin a write transaction")?;
-    match catch_unwind(AssertUnwindSafe(|| f(&tx))) {
-        Ok(Ok(value)) => {
-            tx.commit().ctx("Failed to commit a write transaction")?;
-            Ok(value)
-        }
-        // Dropping the transaction rolls it back.
-        Ok(Err(err)) => Err(err),
+    tx.execute_batch("SAVEPOINT w")
+        .ctx("Failed to open a write savepoint")?;
+    let outcome = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
+        Ok(outcome) => outcome,
         Err(_) => Err(StoreError::backend(anyhow!(
             "A database write panicked and was rolled back"
         ))),
+    };
+    if tx.is_autocommit() {
+        // SQLite rolled the whole transaction back (I/O error, disk full): the writer sees
+        // this and fails the group; the error to report is this write's own.
+        return outcome.and(Err(StoreError::backend(anyhow!(
+            "The write transaction was rolled back by the database"
+        ))));
+    }
+    let closed = match &outcome {
+        Ok(_) => tx.execute_batch("RELEASE w"),
+        Err(_) => tx.execute_batch("ROLLBACK TO w; RELEASE w"),
+    };
+    closed.ctx("Failed to close a write savepoint")?;
+    outcome
+}
+
+/// Runs a group of writes in one `IMMEDIATE` transaction and reports to each once the commit
+/// outcome is known. If SQLite abandons the transaction midway (the connection is back in
+/// autocommit mode), the writes already run are failed and the rest start a new transaction.
+fn run_group(conn: &mut Connection, jobs: Vec<WriteJob>) {
+    let mut jobs = jobs.into_iter().peekable();
+    while jobs.peek().is_some() {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(err) => {
+                // Dropping the unrun writes drops their reply channels: each caller hears a
+                // backend error.
+                tracing::error!(error = %err, writes = jobs.count(), "Failed to begin a write transaction");
+                return;
+            }
+        };
+        let mut reports: Vec<Report> = Vec::new();
+        let mut abandoned = false;
+        for job in jobs.by_ref() {
+            reports.push(job(&tx));
+            if tx.is_autocommit() {
+                abandoned = true;
+                break;
+            }
+        }
+        if abandoned {
+            drop(tx);
+            for report in reports {
+                report(Err("the database rolled the transaction back"));
+            }
+            continue;
+        }
+        match tx.commit() {
+            Ok(()) => reports.into_iter().for_each(|report| report(Ok(()))),
+            Err(err) => {
+                let reason = err.to_string();
+                reports.into_iter().for_each(|report| report(Err(&reason)));
+            }
+        }
     }
 }
 
-fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-        job(&mut conn);
+fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
+    while let Some(job) = jobs.blocking_recv() {
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write(write) => {
+                    group.push(write);
+                    if group.len() < MAX_GROUP {
+                        next = jobs.try_recv().ok();
+                    }
+                }
+                Job::Exclusive(work) => {
+                    if !group.is_empty() {
+                        run_group(&mut conn, std::mem::take(&mut group));
+                    }
+                    work(&mut conn);
+                    next = jobs.try_recv().ok();
+                }
+            }
+        }
+        if !group.is_empty() {
+            metrics::histogram!("orderd_sqlite_group_writes").record(group.len() as f64);
+            run_group(&mut conn, std::mem::take(&mut group));
+        }
     }
     // Every handle is gone: closing the last connection checkpoints the WAL.
     if let Err((_, err)) = conn.close() {

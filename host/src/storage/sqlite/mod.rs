@@ -3,6 +3,7 @@
 //! here; the schema is in `schema.rs`.
 
 mod db;
+mod delivery;
 mod error;
 mod inbox;
 mod orders;

@@ -72,7 +72,7 @@ fn query_orders(
     Ok(out)
 }
 
-fn load_order(conn: &Connection, id: Id) -> StoreResult<Option<Order>> {
+pub(super) fn load_order(conn: &Connection, id: Id) -> StoreResult<Option<Order>> {
     const SQL: &str = concat!("SELECT ", columns!(), " FROM orders WHERE id = ?1");
     Ok(query_orders(conn, SQL, [id.to_hex()])?.pop())
 }
@@ -177,7 +177,7 @@ fn write_status(
 
 /// Loads the order and moves it to `to` if its status is in `from` (the writer serializes
 /// this read-check-write, so it is atomic).
-fn transition(
+pub(super) fn transition(
     tx: &Transaction<'_>,
     id: Id,
     from: &[OrderStatus],

@@ -118,7 +118,7 @@ impl OutboxStore for SqliteStore {
                            AND NOT EXISTS (
                                SELECT 1 FROM outbox e
                                WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.seq < o.seq)
-                         ORDER BY o.seq LIMIT ?4)
+                         ORDER BY o.next_attempt_at, o.seq LIMIT ?4)
                      RETURNING ",
                     columns!()
                 );

@@ -7,6 +7,7 @@
 //! Times are built with millisecond precision (see [`now`]) because that is the finest every
 //! backend keeps (BSON dates are milliseconds).
 
+pub mod delivery;
 pub mod durability;
 pub mod inbox;
 pub mod orders;
@@ -74,6 +75,11 @@ macro_rules! contract_tests {
             inbox::an_email_claim_excludes_others_until_it_expires_or_is_released,
             inbox::a_sent_email_is_never_claimed_again,
             inbox::concurrent_email_claims_grant_exactly_one,
+            delivery::a_started_batch_moves_orders_to_processing_and_claims_their_emails,
+            delivery::a_completed_batch_records_sends_processes_orders_and_fills_the_inbox,
+            delivery::a_kept_claim_blocks_other_deliveries_until_it_expires_then_a_sent_email_is_never_resent,
+            delivery::an_order_cancelled_before_its_confirmation_gets_none_and_its_cancellation_gets_one,
+            delivery::completing_a_batch_twice_changes_nothing_the_second_time,
             plugins::plugin_versions_are_stored_and_listed_newest_first_without_their_bytes,
             plugins::every_change_of_the_active_plugin_bumps_its_generation,
             durability::committed_data_survives_reopening_the_store,
