@@ -93,6 +93,9 @@ pub struct Settings {
     pub relay: crate::delivery::relay::RelaySettings,
     /// The queue consumer (`[consumer]`).
     pub consumer: crate::delivery::consumer::ConsumerSettings,
+    /// Supervision of the relay and consumer (`[delivery]`): restart pauses and when a role
+    /// without a good pass makes the process not ready.
+    pub delivery: crate::delivery::DeliverySettings,
     /// Outgoing e-mail (`[mail]`): `.eml` files in the data dir, or SMTP.
     pub mail: crate::mail::MailSettings,
     /// Where orders, users and the outbox live (`[store]`): embedded SQLite or MongoDB.
@@ -114,6 +117,7 @@ impl Default for Settings {
             queue: Default::default(),
             relay: Default::default(),
             consumer: Default::default(),
+            delivery: Default::default(),
             mail: Default::default(),
             store: StoreSettings::default(),
         }

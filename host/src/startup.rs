@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{PasswordHasher, TokenService};
 use crate::configuration::Settings;
 use crate::configuration::StoreBackend;
+use crate::delivery::{DeliveryHealth, DeliveryRoles};
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
@@ -120,8 +121,31 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
         .context("Failed to open the MongoDB store")
 }
 
-/// Builds the shared state from the settings and an opened store.
-pub async fn build_state(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+/// The delivery roles among `roles`.
+fn delivery_roles(roles: &Roles) -> DeliveryRoles {
+    DeliveryRoles {
+        relay: roles.contains(ProcessRole::Relay),
+        consumer: roles.contains(ProcessRole::Consumer),
+        api: roles.contains(ProcessRole::Api),
+    }
+}
+
+/// Builds the shared state from the settings and an opened store, for a process playing
+/// `roles`.
+pub async fn build_state(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    roles: &Roles,
+) -> anyhow::Result<AppState> {
+    let delivery = delivery_roles(roles);
+    let stale_after = settings.delivery.stale_after();
+    if delivery.consumer && settings.consumer.wait_ms >= settings.delivery.stale_after_ms {
+        tracing::warn!(
+            wait_ms = settings.consumer.wait_ms,
+            stale_after_ms = settings.delivery.stale_after_ms,
+            "consumer.wait_ms is not below delivery.stale_after_ms: an idle consumer will make /api/ready answer 503"
+        );
+    }
     let secret = settings.resolve_jwt_secret()?;
     let tokens = TokenService::new(&secret, &settings.auth);
     let hash_concurrency = settings.auth.hash_concurrency;
@@ -139,6 +163,7 @@ pub async fn build_state(settings: Settings, store: Arc<dyn Store>) -> anyhow::R
         passwords: Arc::new(passwords),
         metrics: Metrics::install()?,
         order_committed: Arc::new(Notify::new()),
+        delivery: Arc::new(DeliveryHealth::new(&delivery.names(), stale_after)),
     })
 }
 
@@ -187,7 +212,7 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let state = build_state(settings, store).await?;
+        let state = build_state(settings, store, &roles).await?;
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address}"))?;
@@ -220,21 +245,13 @@ impl Application {
         &self.roles
     }
 
-    /// Starts the background loops of the delivery roles (outbox relay, queue consumer) and
-    /// returns their tasks; each must return once `shutdown` is cancelled.
-    ///
-    /// Delivery roles are wired here.
-    fn spawn_delivery_roles(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Vec<JoinHandle<anyhow::Result<()>>> {
-        let roles = crate::delivery::DeliveryRoles {
-            relay: self.roles.contains(ProcessRole::Relay),
-            consumer: self.roles.contains(ProcessRole::Consumer),
-            api: self.roles.contains(ProcessRole::Api),
-        };
+    /// Starts the delivery roles this process plays (outbox relay, queue consumer), each
+    /// supervised, reporting to the state's delivery health; the task returns once `shutdown`
+    /// is cancelled and the roles have drained.
+    fn spawn_delivery_roles(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
+        let roles = delivery_roles(&self.roles);
         if !roles.relay && !roles.consumer {
-            return Vec::new();
+            return None;
         }
         let deps = crate::delivery::DeliveryDeps {
             settings: self.state.settings.clone(),
@@ -242,12 +259,13 @@ impl Application {
             sqlite: self.sqlite.as_ref().map(SqliteStore::db),
             renderer: Arc::new(self.state.plugins.clone()),
             order_committed: self.state.order_committed.clone(),
+            health: self.state.delivery.clone(),
         };
-        vec![tokio::spawn(crate::delivery::run(
+        Some(tokio::spawn(crate::delivery::run(
             deps,
             roles,
             shutdown.clone(),
-        ))]
+        )))
     }
 
     /// Serves until `shutdown` completes, then drains: stops accepting connections, lets
@@ -270,7 +288,8 @@ impl Application {
             ),
             None => None,
         };
-        let mut tasks = self.spawn_delivery_roles(&token);
+        let delivery = self.spawn_delivery_roles(&token);
+        let mut tasks = Vec::new();
         // On a replica set, new outbox events wake the relay at once even when another
         // instance wrote them; elsewhere the relay's polling covers it (logged once).
         let wakeups = match (&self.mongo, self.roles.contains(ProcessRole::Relay)) {
@@ -326,6 +345,11 @@ impl Application {
             let mut outcome = served
                 .context("Failed to join the HTTP server")
                 .and_then(|r| r);
+            if let Some(delivery) = delivery
+                && let Err(err) = delivery.await
+            {
+                tracing::error!(error = %err, "the delivery roles ended abnormally");
+            }
             for task in tasks {
                 let result = task
                     .await

@@ -81,13 +81,19 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the service with [`test_settings`] changed by `configure` (e.g. turning the rate
 /// limit on).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_playing("api", configure).await
+}
+
+/// Starts the service playing `roles` (e.g. `api,relay,consumer`) with [`test_settings`]
+/// changed by `configure`.
+pub async fn spawn_app_playing(roles: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         orderd::telemetry::init(&Default::default());
     }
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let mut settings = test_settings(data_dir.path().to_path_buf());
     configure(&mut settings);
-    let app = Application::build(settings, Roles::parse("api").expect("roles"))
+    let app = Application::build(settings, Roles::parse(roles).expect("roles"))
         .await
         .expect("the application builds");
     let port = app.port();

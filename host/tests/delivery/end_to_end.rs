@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderd::domain::{OrderStatus, OutboxStatus};
 use orderd::delivery::queue::Queue;
 use orderd::delivery::relay::{Relay, RelaySettings};
+use orderd::domain::{OrderStatus, OutboxStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, assert_confirmation_of, emails_in, parse_email, smtp_mailer};
@@ -183,6 +183,10 @@ async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_
         sqlite: Some(env.db.clone()),
         renderer: env.renderer.clone(),
         order_committed: env.wake.clone(),
+        health: Arc::new(orderd::delivery::DeliveryHealth::new(
+            &["relay", "consumer"],
+            Duration::from_secs(30),
+        )),
     };
     let roles = orderd::delivery::DeliveryRoles {
         relay: true,
@@ -217,5 +221,5 @@ async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_
     assert_eq!(health["status"], "ok");
     assert_eq!(health["role"], "consumer");
     stop.cancel();
-    running.await.unwrap().unwrap();
+    running.await.unwrap();
 }

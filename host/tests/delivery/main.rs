@@ -1,6 +1,7 @@
 //! Delivery tests: the queue contract (embedded, and SQS when configured), the relay, the
-//! consumer's duplicate, crash, outage and poison handling, end-to-end runs, and runs against
-//! real SQS and SMTP servers started by the test command.
+//! consumer's duplicate, crash, outage and poison handling, end-to-end runs, supervision of the
+//! roles (a queue unreachable at boot, a panicking handler), and runs against real SQS and
+//! SMTP servers started by the test command.
 
 mod admin;
 mod consumer;
@@ -9,5 +10,6 @@ mod helpers;
 mod queue_contract;
 mod services;
 mod smtp_sink;
+mod supervision;
 #[path = "../support/skip.rs"]
 mod support_skip;

@@ -12,6 +12,9 @@
 //! whether there was one; [`Consumer::run`] long-polls until shutdown, then stops fetching and
 //! drains what it holds up to a deadline (anything still held returns to the queue when its
 //! visibility timeout passes).
+//!
+//! A handler that panics ends its own task only: the panic is logged and counted (see
+//! [`contain`]) and the message returns after its visibility timeout.
 
 pub mod email;
 mod handle;
@@ -29,10 +32,12 @@ use tokio_util::sync::CancellationToken;
 pub use email::{EmailKind, EmailRenderer, stored_order};
 pub use handle::Verdict;
 
-use crate::mail::Mailer;
-use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
 use crate::delivery::backoff::backoff;
+use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
+use crate::delivery::role_health::{CONSUMER, RoleHealth};
+use crate::delivery::supervisor::contain;
 use crate::delivery::worker::Outcome;
+use crate::mail::Mailer;
 use crate::storage::Store;
 
 /// Consumer settings (`[consumer]`).
@@ -88,6 +93,8 @@ pub struct Consumer {
     owner: String,
     /// Bounds messages in hand.
     permits: Arc<Semaphore>,
+    /// Marked after every receive, for `/api/ready`; counts handler panics.
+    health: Arc<RoleHealth>,
 }
 
 impl Consumer {
@@ -112,7 +119,14 @@ impl Consumer {
             settings,
             owner,
             permits,
+            health: Arc::new(RoleHealth::new(CONSUMER)),
         }
+    }
+
+    /// Reports receives and handler panics to `health` instead of a handle of its own.
+    pub fn with_health(mut self, health: Arc<RoleHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The queue this consumer reads.
@@ -186,6 +200,7 @@ impl Consumer {
             };
             match received {
                 Ok(messages) => {
+                    self.health.mark_good();
                     failures = 0;
                     for message in messages {
                         let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
@@ -193,12 +208,15 @@ impl Consumer {
                         };
                         let this = Arc::clone(&self);
                         tasks.spawn(async move {
-                            this.handle(message).await;
+                            let item = format!("message {}", message.message_id);
+                            contain(&this.health, &item, this.handle(message)).await;
                             drop(permit);
                         });
                     }
                 }
                 Err(err) => {
+                    let err = anyhow::Error::new(err).context("Failed to receive messages");
+                    self.health.mark_failing(&err);
                     failures += 1;
                     let pause = backoff(
                         failures,
@@ -206,7 +224,7 @@ impl Consumer {
                         Duration::from_secs(30),
                     );
                     tracing::error!(
-                        error = format!("{:#}", anyhow::Error::new(err)),
+                        error = format!("{err:#}"),
                         retry_in_ms = pause.as_millis() as u64,
                         "Failed to receive messages"
                     );
