@@ -169,7 +169,8 @@ pub struct HttpSettings {
     pub port: u16,
     /// Longest a request may take before it is answered with 503 `timeout`.
     pub request_timeout_ms: u64,
-    /// How long shutdown waits for in-flight requests before it drops them.
+    /// On shutdown, how long in-flight requests may take to finish before they are dropped
+    /// (the HTTP drain; the consumer's drain, `consumer.drain_ms`, follows it).
     pub shutdown_grace_ms: u64,
     /// Serve the refresh cookie without `Secure`, for plain-HTTP development only.
     pub plain_http_cookies: bool,

@@ -1,8 +1,11 @@
 //! Wiring: from [`Settings`] to a running process. [`Application::build`] opens the store,
 //! loads the plugin runtime, builds the [`AppState`] and binds the listener (port 0 picks a
 //! free port, see [`Application::port`]); [`Application::run_until_stopped`] serves until the
-//! shutdown future completes, then stops accepting, drains in-flight requests and background
-//! tasks up to the configured grace period, and returns.
+//! shutdown future completes, then drains in two steps with a budget each: first the HTTP
+//! server stops accepting and finishes in-flight requests (`http.shutdown_grace_ms`) while the
+//! delivery roles keep working, then the background work stops — the consumer stops fetching
+//! and lets in-flight messages, e-mail sends included, finish (`consumer.drain_ms`) — and it
+//! returns.
 //!
 //! A process plays one or more roles (`--roles api,relay,consumer`): `api` serves the whole
 //! HTTP API; without it only the operational routes (health, metrics) are served. The delivery
@@ -120,6 +123,10 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
         .await
         .context("Failed to open the MongoDB store")
 }
+
+/// Time the background work gets on shutdown beyond the consumer's drain: a relay pass in
+/// progress finishes and the roles' supervisors return.
+const STOP_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The delivery roles among `roles`.
 fn delivery_roles(roles: &Roles) -> DeliveryRoles {
@@ -268,16 +275,17 @@ impl Application {
         )))
     }
 
-    /// Serves until `shutdown` completes, then drains: stops accepting connections, lets
-    /// in-flight requests and background tasks finish up to `http.shutdown_grace_ms`, and
-    /// returns.
+    /// Serves until `shutdown` completes, then drains in two steps (see the module doc):
+    /// in-flight requests up to `http.shutdown_grace_ms`, then the background work — the
+    /// consumer's in-flight messages up to `consumer.drain_ms` — and returns.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Two stops, in order: the HTTP server first, the background work after it.
+        let http_stop = CancellationToken::new();
         let token = CancellationToken::new();
         let settings = self.state.settings.clone();
-        let grace = settings.http.shutdown_grace();
 
         let watcher = match &settings.plugin_dir {
             Some(dir) => Some(
@@ -325,7 +333,7 @@ impl Application {
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(token.clone().cancelled_owned());
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let mut server =
             tokio::spawn(async move { server.await.context("The HTTP server failed") });
 
@@ -334,17 +342,34 @@ impl Application {
             () = &mut shutdown => None,
             result = &mut server => Some(result),
         };
-        tracing::info!("shutting down: draining in-flight work");
-        token.cancel();
 
+        // 1. The HTTP drain; the delivery roles keep publishing and processing meanwhile.
+        tracing::info!("shutting down: finishing in-flight requests");
+        http_stop.cancel();
+        let grace = settings.http.shutdown_grace();
+        let served = match early {
+            Some(result) => result,
+            None => match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        grace_ms = grace.as_millis() as u64,
+                        "HTTP drain budget over; dropping unfinished requests"
+                    );
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        let outcome = served
+            .context("Failed to join the HTTP server")
+            .and_then(|r| r);
+
+        // 2. The background drain: the consumer finishes its in-flight messages.
+        tracing::info!("shutting down: draining the delivery roles and background tasks");
+        token.cancel();
         let drain = async {
-            let served = match early {
-                Some(result) => result,
-                None => (&mut server).await,
-            };
-            let mut outcome = served
-                .context("Failed to join the HTTP server")
-                .and_then(|r| r);
+            let mut outcome = Ok(());
             if let Some(delivery) = delivery
                 && let Err(err) = delivery.await
             {
@@ -369,15 +394,15 @@ impl Application {
             }
             outcome
         };
-        match tokio::time::timeout(grace, drain).await {
-            Ok(outcome) => outcome,
+        let budget = std::time::Duration::from_millis(settings.consumer.drain_ms) + STOP_SLACK;
+        match tokio::time::timeout(budget, drain).await {
+            Ok(drained) => outcome.and(drained),
             Err(_) => {
                 tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    "shutdown grace period over; dropping unfinished work"
+                    budget_ms = budget.as_millis() as u64,
+                    "background drain budget over; dropping unfinished work"
                 );
-                server.abort();
-                Ok(())
+                outcome
             }
         }
     }
