@@ -93,6 +93,9 @@ pub struct Settings {
     pub relay: crate::delivery::relay::RelaySettings,
     /// The queue consumer (`[consumer]`).
     pub consumer: crate::delivery::consumer::ConsumerSettings,
+    /// Supervision of the relay and consumer (`[delivery]`): restart pauses and when a role
+    /// without a good pass makes the process not ready.
+    pub delivery: crate::delivery::DeliverySettings,
     /// Outgoing e-mail (`[mail]`): `.eml` files in the data dir, or SMTP.
     pub mail: crate::mail::MailSettings,
     /// Where orders, users and the outbox live (`[store]`): embedded SQLite or MongoDB.
@@ -114,6 +117,7 @@ impl Default for Settings {
             queue: Default::default(),
             relay: Default::default(),
             consumer: Default::default(),
+            delivery: Default::default(),
             mail: Default::default(),
             store: StoreSettings::default(),
         }
@@ -165,7 +169,8 @@ pub struct HttpSettings {
     pub port: u16,
     /// Longest a request may take before it is answered with 503 `timeout`.
     pub request_timeout_ms: u64,
-    /// How long shutdown waits for in-flight requests before it drops them.
+    /// On shutdown, how long in-flight requests may take to finish before they are dropped
+    /// (the HTTP drain; the consumer's drain, `consumer.drain_ms`, follows it).
     pub shutdown_grace_ms: u64,
     /// Serve the refresh cookie without `Secure`, for plain-HTTP development only.
     pub plain_http_cookies: bool,

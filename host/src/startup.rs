@@ -1,8 +1,11 @@
 //! Wiring: from [`Settings`] to a running process. [`Application::build`] opens the store,
 //! loads the plugin runtime, builds the [`AppState`] and binds the listener (port 0 picks a
 //! free port, see [`Application::port`]); [`Application::run_until_stopped`] serves until the
-//! shutdown future completes, then stops accepting, drains in-flight requests and background
-//! tasks up to the configured grace period, and returns.
+//! shutdown future completes, then drains in two steps with a budget each: first the HTTP
+//! server stops accepting and finishes in-flight requests (`http.shutdown_grace_ms`) while the
+//! delivery roles keep working, then the background work stops — the consumer stops fetching
+//! and lets in-flight messages, e-mail sends included, finish (`consumer.drain_ms`) — and it
+//! returns.
 //!
 //! A process plays one or more roles (`--roles api,relay,consumer`): `api` serves the whole
 //! HTTP API; without it only the operational routes (health, metrics) are served. The delivery
@@ -23,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{PasswordHasher, TokenService};
 use crate::configuration::Settings;
 use crate::configuration::StoreBackend;
+use crate::delivery::{DeliveryHealth, DeliveryRoles};
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
@@ -120,8 +124,35 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
         .context("Failed to open the MongoDB store")
 }
 
-/// Builds the shared state from the settings and an opened store.
-pub async fn build_state(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+/// Time the background work gets on shutdown beyond the consumer's drain: a relay pass in
+/// progress finishes and the roles' supervisors return.
+const STOP_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The delivery roles among `roles`.
+fn delivery_roles(roles: &Roles) -> DeliveryRoles {
+    DeliveryRoles {
+        relay: roles.contains(ProcessRole::Relay),
+        consumer: roles.contains(ProcessRole::Consumer),
+        api: roles.contains(ProcessRole::Api),
+    }
+}
+
+/// Builds the shared state from the settings and an opened store, for a process playing
+/// `roles`.
+pub async fn build_state(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    roles: &Roles,
+) -> anyhow::Result<AppState> {
+    let delivery = delivery_roles(roles);
+    let stale_after = settings.delivery.stale_after();
+    if delivery.consumer && settings.consumer.wait_ms >= settings.delivery.stale_after_ms {
+        tracing::warn!(
+            wait_ms = settings.consumer.wait_ms,
+            stale_after_ms = settings.delivery.stale_after_ms,
+            "consumer.wait_ms is not below delivery.stale_after_ms: an idle consumer will make /api/ready answer 503"
+        );
+    }
     let secret = settings.resolve_jwt_secret()?;
     let tokens = TokenService::new(&secret, &settings.auth);
     let hash_concurrency = settings.auth.hash_concurrency;
@@ -139,6 +170,7 @@ pub async fn build_state(settings: Settings, store: Arc<dyn Store>) -> anyhow::R
         passwords: Arc::new(passwords),
         metrics: Metrics::install()?,
         order_committed: Arc::new(Notify::new()),
+        delivery: Arc::new(DeliveryHealth::new(&delivery.names(), stale_after)),
     })
 }
 
@@ -187,7 +219,7 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let state = build_state(settings, store).await?;
+        let state = build_state(settings, store, &roles).await?;
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address}"))?;
@@ -220,21 +252,13 @@ impl Application {
         &self.roles
     }
 
-    /// Starts the background loops of the delivery roles (outbox relay, queue consumer) and
-    /// returns their tasks; each must return once `shutdown` is cancelled.
-    ///
-    /// Delivery roles are wired here.
-    fn spawn_delivery_roles(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Vec<JoinHandle<anyhow::Result<()>>> {
-        let roles = crate::delivery::DeliveryRoles {
-            relay: self.roles.contains(ProcessRole::Relay),
-            consumer: self.roles.contains(ProcessRole::Consumer),
-            api: self.roles.contains(ProcessRole::Api),
-        };
+    /// Starts the delivery roles this process plays (outbox relay, queue consumer), each
+    /// supervised, reporting to the state's delivery health; the task returns once `shutdown`
+    /// is cancelled and the roles have drained.
+    fn spawn_delivery_roles(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
+        let roles = delivery_roles(&self.roles);
         if !roles.relay && !roles.consumer {
-            return Vec::new();
+            return None;
         }
         let deps = crate::delivery::DeliveryDeps {
             settings: self.state.settings.clone(),
@@ -242,24 +266,26 @@ impl Application {
             sqlite: self.sqlite.as_ref().map(SqliteStore::db),
             renderer: Arc::new(self.state.plugins.clone()),
             order_committed: self.state.order_committed.clone(),
+            health: self.state.delivery.clone(),
         };
-        vec![tokio::spawn(crate::delivery::run(
+        Some(tokio::spawn(crate::delivery::run(
             deps,
             roles,
             shutdown.clone(),
-        ))]
+        )))
     }
 
-    /// Serves until `shutdown` completes, then drains: stops accepting connections, lets
-    /// in-flight requests and background tasks finish up to `http.shutdown_grace_ms`, and
-    /// returns.
+    /// Serves until `shutdown` completes, then drains in two steps (see the module doc):
+    /// in-flight requests up to `http.shutdown_grace_ms`, then the background work — the
+    /// consumer's in-flight messages up to `consumer.drain_ms` — and returns.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Two stops, in order: the HTTP server first, the background work after it.
+        let http_stop = CancellationToken::new();
         let token = CancellationToken::new();
         let settings = self.state.settings.clone();
-        let grace = settings.http.shutdown_grace();
 
         let watcher = match &settings.plugin_dir {
             Some(dir) => Some(
@@ -270,7 +296,8 @@ impl Application {
             ),
             None => None,
         };
-        let mut tasks = self.spawn_delivery_roles(&token);
+        let delivery = self.spawn_delivery_roles(&token);
+        let mut tasks = Vec::new();
         // On a replica set, new outbox events wake the relay at once even when another
         // instance wrote them; elsewhere the relay's polling covers it (logged once).
         let wakeups = match (&self.mongo, self.roles.contains(ProcessRole::Relay)) {
@@ -306,7 +333,7 @@ impl Application {
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(token.clone().cancelled_owned());
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let mut server =
             tokio::spawn(async move { server.await.context("The HTTP server failed") });
 
@@ -315,17 +342,39 @@ impl Application {
             () = &mut shutdown => None,
             result = &mut server => Some(result),
         };
-        tracing::info!("shutting down: draining in-flight work");
-        token.cancel();
 
+        // 1. The HTTP drain; the delivery roles keep publishing and processing meanwhile.
+        tracing::info!("shutting down: finishing in-flight requests");
+        http_stop.cancel();
+        let grace = settings.http.shutdown_grace();
+        let served = match early {
+            Some(result) => result,
+            None => match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        grace_ms = grace.as_millis() as u64,
+                        "HTTP drain budget over; dropping unfinished requests"
+                    );
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        let outcome = served
+            .context("Failed to join the HTTP server")
+            .and_then(|r| r);
+
+        // 2. The background drain: the consumer finishes its in-flight messages.
+        tracing::info!("shutting down: draining the delivery roles and background tasks");
+        token.cancel();
         let drain = async {
-            let served = match early {
-                Some(result) => result,
-                None => (&mut server).await,
-            };
-            let mut outcome = served
-                .context("Failed to join the HTTP server")
-                .and_then(|r| r);
+            let mut outcome = Ok(());
+            if let Some(delivery) = delivery
+                && let Err(err) = delivery.await
+            {
+                tracing::error!(error = %err, "the delivery roles ended abnormally");
+            }
             for task in tasks {
                 let result = task
                     .await
@@ -345,15 +394,15 @@ impl Application {
             }
             outcome
         };
-        match tokio::time::timeout(grace, drain).await {
-            Ok(outcome) => outcome,
+        let budget = std::time::Duration::from_millis(settings.consumer.drain_ms) + STOP_SLACK;
+        match tokio::time::timeout(budget, drain).await {
+            Ok(drained) => outcome.and(drained),
             Err(_) => {
                 tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
-                    "shutdown grace period over; dropping unfinished work"
+                    budget_ms = budget.as_millis() as u64,
+                    "background drain budget over; dropping unfinished work"
                 );
-                server.abort();
-                Ok(())
+                outcome
             }
         }
     }

@@ -5,116 +5,32 @@
 //! exactly one confirmation e-mail, no outbox event may be left unpublished or dead, and the
 //! stock taken must equal the units of every order the store holds.
 
+#[path = "support/binary.rs"]
+mod binary;
+
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
 
+use binary::{Server, free_port, get, post, product_and_customer, wait_ready};
+
 const KILLS: usize = 4;
 const CLIENTS: usize = 4;
 const INITIAL_STOCK: i64 = 100_000;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// `orderd serve` with short visibility, claim and lease times, so work a SIGKILL left
+/// behind is taken up again quickly.
 fn start(data: &Path, port: u16, run: usize) -> Server {
-    let log = std::fs::File::create(data.join(format!("serve-{run}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_orderd"))
-        .args(["serve", "--demo", "--roles", "api,relay,consumer"])
-        .env("ORDERD_DATA_DIR", data)
-        .env("ORDERD_HTTP__PORT", port.to_string())
-        .env("ORDERD_RATE_LIMIT__ENABLED", "false")
-        .env(
-            "ORDERD_PLUGINS__CACHE_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
-        )
-        .env("ORDERD_CONSUMER__VISIBILITY_MS", "2000")
-        .env("ORDERD_CONSUMER__EMAIL_CLAIM_MS", "2000")
-        .env("ORDERD_RELAY__LEASE_MS", "1000")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start orderd");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, server: &mut Server) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{}/api/health", server.base)).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(
-            server.child.try_wait().unwrap().is_none(),
-            "orderd exited during start-up"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "orderd did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> reqwest::Result<(u16, Value)> {
-    let mut req = http.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await?;
-    let status = res.status().as_u16();
-    Ok((status, res.json().await.unwrap_or(Value::Null)))
-}
-
-async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let (status, body) = post(
-        http,
-        format!("{base}/api/auth/login"),
-        None,
-        json!({"email": email, "password": password}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["accessToken"].as_str().unwrap().to_owned()
+    let env = [
+        ("ORDERD_CONSUMER__VISIBILITY_MS", "2000".to_owned()),
+        ("ORDERD_CONSUMER__EMAIL_CLAIM_MS", "2000".to_owned()),
+        ("ORDERD_RELAY__LEASE_MS", "1000".to_owned()),
+    ];
+    binary::start(data, port, run, &env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,20 +47,8 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
     let base = server.base.clone();
 
     // A product with known stock (created by the demo admin) and one customer.
-    let admin = login(&http, &base, "admin@example.com", "demo-admin-password").await;
-    let (status, product) = post(
-        &http,
-        format!("{base}/api/products"),
-        Some(&admin),
-        json!({"name": "Crash-test tea", "sku": "CRASH-TEA", "category": "grocery", "price": 1250, "currency": "INR", "stock": INITIAL_STOCK}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 201, "{product}");
-    let product_id = product["id"].as_str().unwrap().to_owned();
-    let (status, _) = post(&http, format!("{base}/api/auth/register"), None, json!({"username": "crash_client", "email": "crash@example.com", "password": "crash-test-password"})).await.unwrap();
-    assert_eq!(status, 201);
-    let customer = login(&http, &base, "crash@example.com", "crash-test-password").await;
+    let (admin, product_id, customer) =
+        product_and_customer(&http, &base, "CRASH-TEA", INITIAL_STOCK).await;
 
     // Clients place orders continuously; every 201 is remembered.
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -292,22 +196,7 @@ async fn orders_survive_repeated_sigkills_with_one_email_each() {
     );
 
     // A graceful stop at the end.
-    nix_term(&server.child);
-    let started = Instant::now();
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "orderd did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Sends SIGTERM (std only offers SIGKILL).
-fn nix_term(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    binary::sigterm(&server.child);
+    let status = binary::wait_exit(&mut server.child, Duration::from_secs(15)).await;
+    assert!(status.success(), "orderd stopped with {status}");
 }

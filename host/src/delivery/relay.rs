@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::backoff;
 use super::queue::{MAX_BATCH, OutgoingMessage, Queue, SendReport};
+use super::role_health::{RELAY, RoleHealth};
 pub use super::worker::Outcome;
 use crate::domain::OutboxEvent;
 use crate::storage::OutboxStore;
@@ -71,6 +72,8 @@ pub struct Relay {
     settings: RelaySettings,
     /// Notified after an order commits in this process.
     wake: Arc<Notify>,
+    /// Marked after every pass, for `/api/ready`.
+    health: Arc<RoleHealth>,
 }
 
 impl Relay {
@@ -87,7 +90,14 @@ impl Relay {
             owner,
             settings,
             wake,
+            health: Arc::new(RoleHealth::new(RELAY)),
         }
+    }
+
+    /// Reports passes to `health` instead of a handle of its own.
+    pub fn with_health(mut self, health: Arc<RoleHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// This instance's lease owner name.
@@ -212,7 +222,12 @@ impl Relay {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let pause = match self.try_run_once().await {
+            let pass = self.try_run_once().await;
+            match &pass {
+                Ok(_) => self.health.mark_good(),
+                Err(err) => self.health.mark_failing(err),
+            }
+            let pause = match pass {
                 Ok(Outcome::Processed(_)) => {
                     failures = 0;
                     continue;

@@ -1,12 +1,19 @@
-//! Wiring of the delivery roles: opens the configured queue and mailer, then runs the outbox
-//! relay and the consumer (and the consumer's own health endpoint when the process does not
-//! serve the API) until shutdown, each draining what it holds before returning.
+//! Wiring of the delivery roles: runs the outbox relay and the consumer, each under a
+//! [supervisor](super::supervisor) that starts it again when it fails, and the consumer's own
+//! health endpoint when the process does not serve the API, until shutdown; each role drains
+//! what it holds before returning.
+//!
+//! Opening the queue is part of starting a role, so a queue that is unreachable at boot is
+//! retried like any other failure while the role shows `restarting` on `/api/ready`. Both
+//! roles share one queue handle, opened by whichever role gets there first (the embedded
+//! queue's in-process wake-ups need one handle for sender and receiver).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use super::consumer::{Consumer, EmailRenderer};
@@ -14,6 +21,8 @@ use super::queue::embedded::EmbeddedQueue;
 use super::queue::sqs::SqsQueue;
 use super::queue::{Queue, QueueBackend, QueueSettings};
 use super::relay::Relay;
+use super::role_health::{CONSUMER, DeliveryHealth, RELAY, RoleHealth};
+use super::supervisor::supervise;
 use crate::configuration::Settings;
 use crate::mail::Mailer;
 use crate::storage::Store;
@@ -28,6 +37,16 @@ pub struct DeliveryRoles {
     pub api: bool,
 }
 
+impl DeliveryRoles {
+    /// The names of the delivery roles chosen, for a [`DeliveryHealth`] registry.
+    pub fn names(&self) -> Vec<&'static str> {
+        [(self.relay, RELAY), (self.consumer, CONSUMER)]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
+}
+
 /// What the delivery roles need from the rest of the process.
 pub struct DeliveryDeps {
     pub settings: Arc<Settings>,
@@ -38,6 +57,8 @@ pub struct DeliveryDeps {
     pub renderer: Arc<dyn EmailRenderer>,
     /// Notified after every order commit in this process.
     pub order_committed: Arc<Notify>,
+    /// Where the roles report their health; a role missing from it runs unreported.
+    pub health: Arc<DeliveryHealth>,
 }
 
 /// The queue settings to open the queue with: the configured ones, with the receive limit
@@ -76,79 +97,149 @@ pub async fn open_queue(
     }
 }
 
-/// Runs the chosen roles until `shutdown`, then waits for them to drain.
-pub async fn run(
-    deps: DeliveryDeps,
-    roles: DeliveryRoles,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let result = run_inner(deps, roles, shutdown).await;
-    if let Err(err) = &result {
-        tracing::error!(error = format!("{err:#}"), "The delivery roles failed");
-    }
-    result
+/// The queue both roles use, opened on first successful use; a failed open is not kept, so
+/// the next start of a role tries again.
+#[derive(Clone)]
+pub struct SharedQueue {
+    cell: Arc<OnceCell<Arc<dyn Queue>>>,
+    settings: QueueSettings,
+    sqlite: Option<SqliteDb>,
+    db_path: PathBuf,
 }
 
-async fn run_inner(
-    deps: DeliveryDeps,
-    roles: DeliveryRoles,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    if !roles.relay && !roles.consumer {
-        return Ok(());
+impl SharedQueue {
+    fn new(settings: &Settings, sqlite: Option<SqliteDb>) -> Self {
+        Self {
+            cell: Arc::new(OnceCell::new()),
+            settings: queue_settings(settings),
+            sqlite,
+            db_path: settings.database_path(),
+        }
     }
-    let settings = &deps.settings;
-    let queue = open_queue(
-        &queue_settings(settings),
-        deps.sqlite.clone(),
-        &settings.database_path(),
-    )
-    .await?;
+
+    /// The queue, opening it if no role has yet; `None` when `shutdown` came first.
+    async fn get(&self, shutdown: &CancellationToken) -> anyhow::Result<Option<Arc<dyn Queue>>> {
+        let open = self
+            .cell
+            .get_or_try_init(|| open_queue(&self.settings, self.sqlite.clone(), &self.db_path));
+        tokio::select! {
+            queue = open => queue.map(|q| Some(q.clone())),
+            _ = shutdown.cancelled() => Ok(None),
+        }
+    }
+
+    /// The queue if a role has opened it.
+    pub fn opened(&self) -> Option<Arc<dyn Queue>> {
+        self.cell.get().cloned()
+    }
+}
+
+/// Runs the chosen roles until `shutdown`, then waits for them to drain. Roles never end the
+/// call by failing: they are restarted. Only the consumer's health endpoint failing to bind
+/// is an error, and the roles run regardless.
+pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: CancellationToken) {
+    if !roles.relay && !roles.consumer {
+        return;
+    }
+    let settings = deps.settings.clone();
+    let queue = SharedQueue::new(&settings, deps.sqlite.clone());
+    let health_of = |name| {
+        deps.health
+            .role(name)
+            .unwrap_or_else(|| Arc::new(RoleHealth::new(name)))
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if roles.relay {
-        let relay = Relay::new(
-            deps.store.clone(),
-            queue.clone(),
-            settings.relay.clone(),
-            deps.order_committed.clone(),
-        );
-        tasks.spawn(relay.run(shutdown.clone()));
+        let role_health = health_of(RELAY);
+        let (health, queue, token) = (role_health.clone(), queue.clone(), shutdown.clone());
+        let (store, wake) = (deps.store.clone(), deps.order_committed.clone());
+        let relay_settings = settings.relay.clone();
+        let start = move || {
+            let (health, queue, token) = (health.clone(), queue.clone(), token.clone());
+            let (store, wake, relay_settings) =
+                (store.clone(), wake.clone(), relay_settings.clone());
+            async move {
+                let Some(queue) = queue.get(&token).await? else {
+                    return Ok(());
+                };
+                let relay = Relay::new(store, queue, relay_settings, wake).with_health(health);
+                relay.run(token).await;
+                Ok(())
+            }
+        };
+        tasks.spawn(supervise(
+            role_health,
+            settings.delivery.clone(),
+            shutdown.clone(),
+            start,
+        ));
     }
     if roles.consumer {
-        let mailer = Arc::new(
-            Mailer::from_settings(&settings.mail, &settings.data_dir)
-                .context("Failed to set up the mailer")?,
-        );
-        tracing::info!(transport = mailer.transport_name(), "Mailer ready");
-        let consumer = Arc::new(Consumer::new(
-            deps.store.clone(),
-            queue.clone(),
-            mailer,
-            deps.renderer.clone(),
-            settings.consumer.clone(),
+        let role_health = health_of(CONSUMER);
+        let (health, shared, token) = (role_health.clone(), queue.clone(), shutdown.clone());
+        let (store, renderer, all) = (deps.store.clone(), deps.renderer.clone(), settings.clone());
+        let start = move || {
+            let (health, queue, token) = (health.clone(), shared.clone(), token.clone());
+            let (store, renderer, settings) = (store.clone(), renderer.clone(), all.clone());
+            async move {
+                let Some(queue) = queue.get(&token).await? else {
+                    return Ok(());
+                };
+                let mailer = Mailer::from_settings(&settings.mail, &settings.data_dir)
+                    .context("Failed to set up the mailer")?;
+                tracing::info!(transport = mailer.transport_name(), "Mailer ready");
+                let consumer = Consumer::new(
+                    store,
+                    queue,
+                    Arc::new(mailer),
+                    renderer,
+                    settings.consumer.clone(),
+                );
+                Arc::new(consumer.with_health(health)).run(token).await;
+                Ok(())
+            }
+        };
+        tasks.spawn(supervise(
+            role_health,
+            settings.delivery.clone(),
+            shutdown.clone(),
+            start,
         ));
-        tasks.spawn(consumer.run(shutdown.clone()));
         if !roles.api {
-            let addr = &settings.consumer.health_addr;
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("Failed to bind the consumer health address {addr}"))?;
-            tracing::info!(%addr, "Serving /processor/api/health");
-            let (store, queue, token) = (deps.store.clone(), queue.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                if let Err(err) =
-                    super::consumer::health::serve(listener, store, queue, token).await
-                {
-                    tracing::error!(
-                        error = format!("{err:#}"),
-                        "The consumer health server failed"
-                    );
-                }
-            });
+            serve_consumer_health(&settings, &deps.store, &queue, &shutdown, &mut tasks).await;
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        joined.context("A delivery task panicked")?;
+        if let Err(err) = joined {
+            tracing::error!(error = %err, "A delivery task ended abnormally");
+        }
     }
-    Ok(())
+}
+
+/// Serves `/processor/api/health` on `consumer.health_addr` as a task of `tasks`.
+async fn serve_consumer_health(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    queue: &SharedQueue,
+    shutdown: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let addr = &settings.consumer.health_addr;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(%addr, error = %err, "Failed to bind the consumer health address; the consumer runs without it");
+            return;
+        }
+    };
+    tracing::info!(%addr, "Serving /processor/api/health");
+    let (store, queue, token) = (store.clone(), queue.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        if let Err(err) = super::consumer::health::serve(listener, store, queue, token).await {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "The consumer health server failed"
+            );
+        }
+    });
 }

@@ -1,17 +1,16 @@
 //! Operational routes: liveness (`/api/health`, and `/processor/api/health` for the processor's
-//! probes), readiness (`/api/ready`: the store answers and every plugin slot has a version),
+//! probes), readiness (`/api/ready`, see [`super::readiness`]),
 //! Prometheus metrics (`/metrics`) and the OpenAPI document (`/openapi.json`).
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::readiness::ready;
 use super::state::AppState;
 use crate::domain::OutboxStatus;
 
@@ -25,17 +24,6 @@ pub const OUTBOX_OLDEST_PENDING_AGE: &str = "orderd_outbox_oldest_pending_age_se
 pub struct Health {
     /// Always "ok" when the process answers.
     pub status: &'static str,
-}
-
-/// Readiness answer: what was checked and how it went.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Readiness {
-    /// "ready" or "not-ready".
-    pub status: &'static str,
-    /// "ok" or "unreachable".
-    pub store: &'static str,
-    /// Per slot: whether a version is loaded.
-    pub plugins: BTreeMap<String, bool>,
 }
 
 /// The operational routes, for merging into the API router.
@@ -65,40 +53,6 @@ pub fn operational_router(state: AppState) -> Router {
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
-}
-
-/// Readiness: the store is reachable and every plugin slot has a loaded version.
-#[utoipa::path(get, path = "/api/ready", tag = "operations",
-    responses(
-        (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "A dependency is not ready", body = Readiness),
-    ))]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    let store_ok = match state.store.ping().await {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::warn!(error = ?err, "readiness: store ping failed");
-            false
-        }
-    };
-    let plugins: BTreeMap<String, bool> = state
-        .plugins
-        .status()
-        .into_iter()
-        .map(|s| (s.slot.as_str().to_owned(), s.sha256.is_some()))
-        .collect();
-    let is_ready = store_ok && plugins.values().all(|loaded| *loaded);
-    let body = Readiness {
-        status: if is_ready { "ready" } else { "not-ready" },
-        store: if store_ok { "ok" } else { "unreachable" },
-        plugins,
-    };
-    let status = if is_ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
 }
 
 /// Prometheus text exposition of every metric of this process. The outbox backlog is read
@@ -146,5 +100,5 @@ pub async fn openapi_json() -> Response {
 
 /// The operational routes in the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(health, ready, metrics, openapi_json))]
+#[openapi(paths(health, super::readiness::ready, metrics, openapi_json))]
 pub struct HealthApi;

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod readiness;
 pub mod state;
 
 use std::any::Any;

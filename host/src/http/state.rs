@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::auth::{PasswordHasher, TokenService};
 use crate::configuration::Settings;
+use crate::delivery::DeliveryHealth;
 use crate::http::metrics::Metrics;
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
@@ -31,6 +32,9 @@ pub struct AppState {
     /// Notified after an order or cancellation commits, so the outbox relay wakes at once
     /// instead of waiting for its next poll.
     pub order_committed: Arc<Notify>,
+    /// The health of the delivery roles this process runs (none for an api-only process),
+    /// reported by `/api/ready`.
+    pub delivery: Arc<DeliveryHealth>,
 }
 
 impl std::fmt::Debug for AppState {

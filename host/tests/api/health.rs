@@ -1,8 +1,13 @@
-//! Liveness, readiness, metrics, the OpenAPI document and request ids.
+//! Liveness, readiness (store, plugin slots, and the delivery roles a process runs), metrics,
+//! the OpenAPI document and request ids.
 
-use serde_json::Value;
+use std::time::{Duration, Instant};
 
-use crate::helpers::spawn_app;
+use orderd::configuration::Settings;
+use orderd::delivery::queue::{QueueBackend, QueueSettings};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_playing};
 
 #[tokio::test]
 async fn liveness_answers_ok_on_the_api_and_processor_paths() {
@@ -26,6 +31,138 @@ async fn readiness_reports_the_store_and_every_plugin_slot() {
     for slot in ["tax", "validation", "email"] {
         assert_eq!(body["plugins"][slot], true, "{slot}: {body}");
     }
+    assert_eq!(
+        body["roles"],
+        json!({}),
+        "an api-only process runs no delivery role"
+    );
+}
+
+/// `GET /api/ready` until `done` holds for its status and body; returns them.
+async fn ready_until(app: &TestApp, mut done: impl FnMut(u16, &Value) -> bool) -> (u16, Value) {
+    let started = Instant::now();
+    loop {
+        let response = app.get("/api/ready", None).await;
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = response.json().await.unwrap();
+        let expected = if status == 200 {
+            "application/json"
+        } else {
+            "application/problem+json"
+        };
+        assert_eq!(content_type, expected, "{status}: {body}");
+        if done(status, &body) {
+            return (status, body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "readiness never got there; last answer {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An SQS queue on a local port where nothing listens, restarts retried quickly, and
+/// `stale_after_ms` as given.
+fn unreachable_queue(stale_after_ms: u64) -> impl FnOnce(&mut Settings) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    move |settings| {
+        settings.queue = QueueSettings {
+            backend: QueueBackend::Sqs,
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: Some("us-east-1".into()),
+            ..QueueSettings::default()
+        };
+        settings.delivery.restart_base_ms = 50;
+        settings.delivery.restart_cap_ms = 200;
+        settings.delivery.stale_after_ms = stale_after_ms;
+    }
+}
+
+#[tokio::test]
+async fn readiness_reports_each_delivery_role_the_process_runs_and_is_200_when_all_pass() {
+    let app = spawn_app_playing("api,relay,consumer", |s| s.consumer.wait_ms = 100).await;
+    let (status, body) = ready_until(&app, |_, body| {
+        body["roles"]["relay"]["state"] == "ok" && body["roles"]["consumer"]["state"] == "ok"
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["roles"].as_object().unwrap().len(), 2, "{body}");
+    for role in ["relay", "consumer"] {
+        let role = &body["roles"][role];
+        assert!(
+            role["lastGoodPassAgoMs"].as_u64().unwrap() < 5_000,
+            "{role}"
+        );
+        assert_eq!(role["restarts"], 0);
+        assert_eq!(role["handlerPanics"], 0);
+        assert_eq!(role["stale"], false);
+        assert!(role.get("lastError").is_none(), "{role}");
+    }
+
+    let relay_only = spawn_app_playing("api,relay", |_| {}).await;
+    let (_, body) = ready_until(&relay_only, |_, body| {
+        body["roles"]["relay"]["state"] == "ok"
+    })
+    .await;
+    let roles: Vec<_> = body["roles"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(roles, ["relay"], "only the roles the process runs");
+}
+
+#[tokio::test]
+async fn a_role_restarting_within_the_stale_window_keeps_the_process_ready() {
+    let app = spawn_app_playing("api,relay,consumer", unreachable_queue(60_000)).await;
+    let (status, body) = ready_until(&app, |_, body| {
+        body["roles"]["consumer"]["state"] == "restarting"
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let consumer = &body["roles"]["consumer"];
+    assert!(
+        consumer["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("Failed to open SQS queue"),
+        "{consumer}"
+    );
+    assert!(consumer["restarts"].as_u64().unwrap() >= 1);
+    assert_eq!(consumer["lastGoodPassAgoMs"], Value::Null);
+    assert_eq!(consumer["stale"], false);
+}
+
+#[tokio::test]
+async fn a_role_without_a_good_pass_past_the_threshold_makes_ready_a_503_problem() {
+    let app = spawn_app_playing("api,relay,consumer", unreachable_queue(300)).await;
+    let (status, body) = ready_until(&app, |status, body| {
+        status == 503 && body["roles"]["relay"]["state"] == "restarting"
+    })
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "urn:orderd:problem:not-ready");
+    assert_eq!(body["status"], 503);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("the relay has had no good pass"),
+        "{detail}"
+    );
+    assert_eq!(body["store"], "ok", "the other checks are still reported");
+    let relay = &body["roles"]["relay"];
+    assert_eq!(relay["stale"], true);
+    assert!(
+        relay["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("Failed to open SQS queue")
+    );
 }
 
 #[tokio::test]
@@ -125,5 +262,15 @@ async fn the_openapi_document_lists_every_route_with_its_error_schema() {
     assert!(
         create.is_object(),
         "422 of POST /api/products documents its problem body"
+    );
+    let not_ready =
+        &paths["/api/ready"]["get"]["responses"]["503"]["content"]["application/problem+json"];
+    assert!(
+        not_ready.is_object(),
+        "503 of GET /api/ready documents its problem body"
+    );
+    assert!(
+        schemas.contains_key("RoleReadiness"),
+        "schema RoleReadiness missing"
     );
 }

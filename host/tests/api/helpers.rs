@@ -81,12 +81,12 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the service with [`test_settings`] changed by `configure` (e.g. turning the rate
 /// limit on).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_with_roles("api", configure).await
+    spawn_app_playing("api", configure).await
 }
 
-/// [`spawn_app_with`] playing `roles` (e.g. `api,relay,consumer` for a whole pipeline with
-/// the embedded queue and `.eml` mail in the data directory).
-pub async fn spawn_app_with_roles(roles: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+/// Starts the service playing `roles` (e.g. `api,relay,consumer`) with [`test_settings`]
+/// changed by `configure`.
+pub async fn spawn_app_playing(roles: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         orderd::telemetry::init(&Default::default());
     }

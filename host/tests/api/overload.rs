@@ -8,7 +8,7 @@ use orderd::domain::{Id, OrderStatus};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app_with, spawn_app_with_roles};
+use crate::helpers::{assert_problem, spawn_app_playing, spawn_app_with};
 use crate::orders::order_body;
 
 /// Concurrent clients, far more than the order routes admit at once.
@@ -16,7 +16,7 @@ const CLIENTS: usize = 96;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_orders_gets_201_or_503_with_retry_after_and_every_201_is_processed() {
-    let app = spawn_app_with_roles("api,relay,consumer", |s| {
+    let app = spawn_app_playing("api,relay,consumer", |s| {
         s.http.max_in_flight_orders = 4;
         s.http.admission_wait_ms = 5;
     })

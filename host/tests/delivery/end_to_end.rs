@@ -183,6 +183,10 @@ async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_
         sqlite: Some(env.db.clone()),
         renderer: env.renderer.clone(),
         order_committed: env.wake.clone(),
+        health: Arc::new(orderd::delivery::DeliveryHealth::new(
+            &["relay", "consumer"],
+            Duration::from_secs(30),
+        )),
     };
     let roles = orderd::delivery::DeliveryRoles {
         relay: true,
@@ -217,5 +221,5 @@ async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_
     assert_eq!(health["status"], "ok");
     assert_eq!(health["role"], "consumer");
     stop.cancel();
-    running.await.unwrap().unwrap();
+    running.await.unwrap();
 }

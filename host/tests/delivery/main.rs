@@ -1,6 +1,7 @@
 //! Delivery tests: the queue contract (embedded, and SQS when configured), the relay, the
-//! consumer's duplicate, crash, outage and poison handling, end-to-end runs, and runs against
-//! real SQS and SMTP servers started by the test command.
+//! consumer's duplicate, crash, outage and poison handling, end-to-end runs, supervision of the
+//! roles (a queue unreachable at boot, a panicking handler), and runs against real SQS and
+//! SMTP servers started by the test command.
 
 mod admin;
 mod consumer;
@@ -10,5 +11,6 @@ mod queue_contract;
 mod retries;
 mod services;
 mod smtp_sink;
+mod supervision;
 #[path = "../support/skip.rs"]
 mod support_skip;

@@ -1,9 +1,9 @@
 //! A minimal in-process SMTP server for tests and the delivery benchmark: it speaks enough
 //! SMTP (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) to accept messages and keeps each
 //! one's raw bytes. It can be started on a chosen port, so a test can take "the SMTP server"
-//! down and bring it back on the same address, and it can hold back its final reply to the
-//! next messages (it keeps them, but answers late), as a server that accepted a message and
-//! then stalled would.
+//! down and bring it back on the same address. It can take its time over each message (so a
+//! test can catch sends in flight) and hold back its final reply to the next messages (it
+//! keeps them, but answers late), as a server that accepted a message and then stalled would.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -37,8 +37,18 @@ impl SmtpSink {
         Self::start_on("127.0.0.1:0".parse().unwrap()).await
     }
 
+    /// Starts on a free port; each message is accepted `delay` after its data ends (it is
+    /// kept even if the client goes away meanwhile, as a server that committed it would).
+    pub async fn start_slow(delay: Duration) -> Self {
+        Self::start_with("127.0.0.1:0".parse().unwrap(), delay).await
+    }
+
     /// Starts on `addr` (e.g. the address of a sink stopped earlier).
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::start_with(addr, Duration::ZERO).await
+    }
+
+    async fn start_with(addr: SocketAddr, delay: Duration) -> Self {
         let listener = bind_retrying(addr).await;
         let addr = listener.local_addr().unwrap();
         let messages = Arc::new(Mutex::new(Vec::new()));
@@ -47,7 +57,7 @@ impl SmtpSink {
         let task = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             while let Ok((socket, _)) = listener.accept().await {
-                sessions.spawn(session(socket, store.clone(), delays.clone()));
+                sessions.spawn(session(socket, store.clone(), delays.clone(), delay));
             }
         });
         Self {
@@ -92,7 +102,12 @@ async fn bind_retrying(addr: SocketAddr) -> TcpListener {
     TcpListener::bind(addr).await.expect("bind the SMTP sink")
 }
 
-async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>, stalls: Stalls) {
+async fn session(
+    socket: TcpStream,
+    store: Arc<Mutex<Vec<Vec<u8>>>>,
+    stalls: Stalls,
+    delay: Duration,
+) {
     let _ = socket.set_nodelay(true);
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
@@ -142,9 +157,9 @@ async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Vec<u8>>>>, stalls: Sta
                 body.extend_from_slice(content);
             }
             store.lock().unwrap().push(body);
-            let stall = stalls.lock().unwrap().pop_front();
-            if let Some(delay) = stall {
-                tokio::time::sleep(delay).await;
+            let stall = stalls.lock().unwrap().pop_front().unwrap_or(delay);
+            if !stall.is_zero() {
+                tokio::time::sleep(stall).await;
             }
             b"250 OK queued\r\n"
         } else if upper.starts_with("QUIT") {

@@ -11,10 +11,14 @@
 //! mail server just before a crash that kept it from being recorded, which is sent again with
 //! the same Message-ID once its claim expires (docs/delivery.md names every such window).
 
+use std::panic::AssertUnwindSafe;
+
 use chrono::Utc;
+use futures::FutureExt;
 
 use super::{Consumer, EmailKind, stored_order};
 use crate::delivery::queue::ReceivedMessage;
+use crate::delivery::supervisor::record_panic;
 use crate::domain::outbox::Envelope;
 use crate::domain::{EventType, Order, User};
 use crate::mail::{OutgoingEmail, SendError, message_id_for};
@@ -194,10 +198,18 @@ impl Consumer {
         order: &Order,
         customer: &User,
     ) -> Result<String, SendError> {
-        let rendered = self
-            .renderer
-            .render(kind, &stored_order(order, customer))
+        // A panicking renderer fails this e-mail only (its claim is released), not the batch.
+        let stored = stored_order(order, customer);
+        let rendered = AssertUnwindSafe(self.renderer.render(kind, &stored))
+            .catch_unwind()
             .await
+            .map_err(|panic| {
+                record_panic(&self.health, &format!("event {}", start.event_id), &*panic);
+                SendError::NotSent(anyhow::anyhow!(
+                    "The {} e-mail renderer panicked",
+                    kind.as_str()
+                ))
+            })?
             .map_err(|e| {
                 SendError::NotSent(
                     e.context(format!("Failed to render the {} e-mail", kind.as_str())),

@@ -1,5 +1,6 @@
 //! The consumer's own health endpoint, `GET /processor/api/health` (the path the previous
 //! system's processor served), for deployments that run the consumer without the api role.
+//! The queue depth is reported once the consumer has opened its queue (`null` before).
 
 use std::sync::Arc;
 
@@ -10,17 +11,17 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::queue::Queue;
+use crate::delivery::roles::SharedQueue;
 use crate::storage::Store;
 
 #[derive(Clone)]
 struct HealthState {
     store: Arc<dyn Store>,
-    queue: Arc<dyn Queue>,
+    queue: SharedQueue,
 }
 
 /// The health router: 200 with the queue depth when the store answers, 503 otherwise.
-pub fn router(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Router {
+pub fn router(store: Arc<dyn Store>, queue: SharedQueue) -> Router {
     Router::new()
         .route("/processor/api/health", get(health))
         .with_state(HealthState { store, queue })
@@ -28,7 +29,11 @@ pub fn router(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Router {
 
 async fn health(State(state): State<HealthState>) -> (http::StatusCode, Json<Value>) {
     let store_ok = state.store.ping().await.is_ok();
-    let depth = state.queue.depth().await.ok();
+    let queue = state.queue.opened();
+    let depth = match &queue {
+        Some(queue) => queue.depth().await.ok(),
+        None => None,
+    };
     let status = if store_ok {
         http::StatusCode::OK
     } else {
@@ -37,7 +42,7 @@ async fn health(State(state): State<HealthState>) -> (http::StatusCode, Json<Val
     let body = json!({
         "status": if store_ok { "ok" } else { "unavailable" },
         "role": "consumer",
-        "queue": state.queue.backend_name(),
+        "queue": queue.as_ref().map(|q| q.backend_name()),
         "queueVisible": depth.map(|d| d.visible),
         "queueInFlight": depth.map(|d| d.in_flight),
     });
@@ -48,7 +53,7 @@ async fn health(State(state): State<HealthState>) -> (http::StatusCode, Json<Val
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
-    queue: Arc<dyn Queue>,
+    queue: SharedQueue,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context;

@@ -17,6 +17,9 @@
 //! whether there was one; [`Consumer::run`] long-polls until shutdown, then stops fetching and
 //! drains what it holds up to `drain_ms` (anything still held returns to the queue when its
 //! visibility timeout passes).
+//!
+//! A handler that panics ends its own task only: the panic is logged and counted (see
+//! [`contain`]) and the message returns after its visibility timeout.
 
 mod batch;
 pub mod email;
@@ -37,6 +40,8 @@ pub use email::{EmailKind, EmailRenderer, stored_order};
 
 use crate::delivery::backoff::{backoff, ceiling};
 use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
+use crate::delivery::role_health::{CONSUMER, RoleHealth};
+use crate::delivery::supervisor::contain;
 use crate::delivery::worker::Outcome;
 use crate::domain::outbox::Envelope;
 use crate::domain::{EventType, OrderStatus};
@@ -129,6 +134,8 @@ pub struct Consumer {
     owner: String,
     /// Bounds messages in hand.
     permits: Arc<Semaphore>,
+    /// Marked after every receive, for `/api/ready`; counts handler panics.
+    health: Arc<RoleHealth>,
 }
 
 impl Consumer {
@@ -153,7 +160,14 @@ impl Consumer {
             settings,
             owner,
             permits,
+            health: Arc::new(RoleHealth::new(CONSUMER)),
         }
+    }
+
+    /// Reports receives and handler panics to `health` instead of a handle of its own.
+    pub fn with_health(mut self, health: Arc<RoleHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The queue this consumer reads.
@@ -326,8 +340,12 @@ impl Consumer {
                 _ = shutdown.cancelled() => break,
             };
             match received {
-                Ok(messages) if messages.is_empty() => failures = 0,
+                Ok(messages) if messages.is_empty() => {
+                    self.health.mark_good();
+                    failures = 0;
+                }
                 Ok(messages) => {
+                    self.health.mark_good();
                     failures = 0;
                     let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
                     let Ok(permit) = Arc::clone(&self.permits).acquire_many_owned(n).await else {
@@ -335,11 +353,17 @@ impl Consumer {
                     };
                     let this = Arc::clone(&self);
                     tasks.spawn(async move {
-                        this.handle(messages).await;
+                        let item = format!(
+                            "batch of {n} from message {}",
+                            messages.first().map_or("-", |m| m.message_id.as_str())
+                        );
+                        contain(&this.health, &item, this.handle(messages)).await;
                         drop(permit);
                     });
                 }
                 Err(err) => {
+                    let err = anyhow::Error::new(err).context("Failed to receive messages");
+                    self.health.mark_failing(&err);
                     failures += 1;
                     let pause = backoff(
                         failures,
@@ -347,7 +371,7 @@ impl Consumer {
                         Duration::from_secs(30),
                     );
                     tracing::error!(
-                        error = format!("{:#}", anyhow::Error::new(err)),
+                        error = format!("{err:#}"),
                         retry_in_ms = pause.as_millis() as u64,
                         "Failed to receive messages"
                     );
