@@ -173,9 +173,11 @@ impl RoleHealth {
     }
 }
 
-/// The error and its causes on one line, cut to a readable length.
+/// The error's outermost context (our own words, e.g. "Failed to open SQS queue …"), cut to
+/// a readable length. The readiness route is public, so the cause chain — driver and SDK
+/// texts, addresses — stays in the log, where the supervisor writes it in full.
 fn error_text(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
+    let text = error.to_string();
     match text.char_indices().nth(MAX_ERROR_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
@@ -235,10 +237,8 @@ mod tests {
         health.mark_failing(&anyhow::anyhow!("store down").context("Failed to claim"));
         let report = health.report();
         assert_eq!(report.state, RoleState::Failing);
-        assert_eq!(
-            report.last_error.as_deref(),
-            Some("Failed to claim: store down")
-        );
+        // Only our own outermost words: the cause (driver text, addresses) stays in the log.
+        assert_eq!(report.last_error.as_deref(), Some("Failed to claim"));
         assert_eq!(report.last_good_pass_ago, None);
         health.mark_good();
         let report = health.report();
