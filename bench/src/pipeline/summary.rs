@@ -157,7 +157,7 @@ pub fn median_range(values: &[Value]) -> Option<(Value, Value, Value)> {
     if n == 0 {
         return None;
     }
-    let median = if n % 2 == 1 {
+    let median = if !n.is_multiple_of(2) {
         sorted[n / 2]
     } else {
         let (a, b) = (sorted[n / 2 - 1], sorted[n / 2]);
@@ -217,7 +217,7 @@ pub fn thousands(v: f64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
