@@ -1,7 +1,8 @@
 //! In-process measurements on the host library, without HTTP: the order service placing
 //! orders with the WebAssembly slots versus the same rules compiled natively behind the same
-//! `RuleProvider` trait, the rules alone per call, and the raw store transaction (stock
-//! decrement + order + outbox event) the service ends in.
+//! `RuleProvider` trait, the rules alone per call, the raw store transaction (stock
+//! decrement + order + outbox event) the service ends in, and the raw store writes of a whole
+//! order's life (that transaction, both status transitions and the inbox record).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use orderd::plugins::native::{NativeRules, RuleProvider};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
 use orderd::service::orders::{Actor, LineRequest, OrderRequest, place_order};
 use orderd::storage::sqlite::SqliteStore;
-use orderd::storage::{StockTake, Store};
+use orderd::storage::{StockTake, Store, StoreError};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use tokio::task::JoinSet;
@@ -169,6 +170,34 @@ impl Bench {
         finish(tasks, duration).await
     }
 
+    /// The smallest set of store writes one order needs from commit to processed, each its own
+    /// transaction as the pipeline runs them: place (stock decrements + order + outbox event),
+    /// `pending → processing`, `processing → processed`, and the inbox record of the event.
+    /// From `workers` concurrent tasks for `duration`; latency is that of all four, and the
+    /// rate counts orders that completed all four.
+    pub async fn pipeline_raw_rate(&self, workers: usize, duration: Duration) -> (Recorder, f64) {
+        let deadline = Instant::now() + duration;
+        let mut tasks = JoinSet::new();
+        for _ in 0..workers.max(1) {
+            let (store, products, actor) = (self.store.clone(), self.products.clone(), self.actor);
+            tasks.spawn(async move {
+                let mut rec = Recorder::default();
+                while Instant::now() < deadline {
+                    let (order, takes, event) = raw_order(actor.id, &Self::lines(&products));
+                    let started = Instant::now();
+                    let status = match order_lifecycle(store.as_ref(), &order, &takes, &event).await
+                    {
+                        Ok(()) => 201,
+                        Err(_) => 500,
+                    };
+                    rec.record(status, started.elapsed());
+                }
+                rec
+            });
+        }
+        finish(tasks, duration).await
+    }
+
     /// Calls validation then tax on the smoke-test draft, one call pair after another, for
     /// `duration`; returns the mean time of one pair in microseconds.
     pub async fn rules_cost(
@@ -237,6 +266,34 @@ async fn finish(mut tasks: JoinSet<Recorder>, duration: Duration) -> (Recorder, 
     }
     let rate = total.ok() as f64 / duration.as_secs_f64();
     (total, rate)
+}
+
+/// The four write transactions of one order's life, in pipeline order.
+async fn order_lifecycle(
+    store: &dyn Store,
+    order: &Order,
+    takes: &[StockTake],
+    event: &OutboxEvent,
+) -> Result<(), StoreError> {
+    store.place_order(order, takes, event, None).await?;
+    store
+        .transition_order(
+            order.id,
+            &[OrderStatus::Pending],
+            OrderStatus::Processing,
+            Utc::now(),
+        )
+        .await?;
+    store
+        .transition_order(
+            order.id,
+            &[OrderStatus::Processing],
+            OrderStatus::Processed,
+            Utc::now(),
+        )
+        .await?;
+    store.inbox_record(event.id, Utc::now()).await?;
+    Ok(())
 }
 
 /// An order for `lines` with an 18% tax per line, its stock takes and its outbox event.

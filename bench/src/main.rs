@@ -4,8 +4,12 @@
 //!   orders/s, latency percentiles, answers by status, commit → processed lag and memory.
 //! * `compare` — side by side in one run: WASM slots vs native rules, HTTP vs the raw store
 //!   transaction, hot swaps under load, logins and health checks during load.
+//! * `pipeline` — all three roles in one process: accepted vs processed under a closed
+//!   loop, the backlog and its drain, commit → processed at a fixed rate, memory, and the raw
+//!   store rate of an order's whole life for comparison.
 //! * `faults` — SIGKILLs during load, a queue backlog with the consumer stopped, SMTP and SQS
-//!   outages; counts acknowledged, processed, lost and duplicate-e-mail orders.
+//!   outages; counts acknowledged, processed and lost orders, orders with a second distinct
+//!   e-mail, and orders delivered more than once.
 //!
 //! Every figure is printed next to its goal. See BENCHMARKS.md for recorded runs.
 
@@ -15,6 +19,7 @@ mod faults;
 mod inproc;
 mod load;
 mod load_cmd;
+mod pipeline;
 mod server;
 mod stats;
 mod target;
@@ -37,6 +42,8 @@ enum Command {
     Load(load_cmd::LoadArgs),
     /// WASM vs native, HTTP vs raw store, hot swap under load, logins during load.
     Compare(compare::CompareArgs),
+    /// Accepted vs processed, backlog and drain, commit → processed, memory, vs the raw store.
+    Pipeline(pipeline::PipelineArgs),
     /// SIGKILLs, queue backlog, SMTP and SQS outages against the real binary.
     Faults(faults::FaultArgs),
 }
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Load(args) => load_cmd::run(args).await,
             Command::Compare(args) => compare::run(args).await,
+            Command::Pipeline(args) => pipeline::run(args).await,
             Command::Faults(args) => faults::run(args).await,
         }
     });

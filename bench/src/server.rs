@@ -291,6 +291,12 @@ pub fn read_memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// Resets the `VmHWM` of `pid` to its current `VmRSS` (`/proc/<pid>/clear_refs`, value 5), so
+/// a later reading gives the peak from now on; `false` where the kernel does not allow it.
+pub fn reset_peak_memory(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// KiB as MiB with one decimal.
 pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)

@@ -27,7 +27,8 @@ pub struct TargetArgs {
     pub keep: bool,
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
+/// `KEY=VALUE` as a pair (the `--env` options).
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
