@@ -179,6 +179,11 @@ pub struct HttpSettings {
     pub max_in_flight_orders: usize,
     /// How long an order write may wait for a turn before it is refused.
     pub admission_wait_ms: u64,
+    /// Queue backlog (messages) of this process's consumer above which order writes wait for
+    /// delivery to catch up; 0 turns pacing off. Inactive when no consumer runs here.
+    pub max_delivery_backlog: u64,
+    /// How long an order write may wait for the backlog to come down before it is refused.
+    pub backlog_wait_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -191,6 +196,8 @@ impl Default for HttpSettings {
             plain_http_cookies: false,
             max_in_flight_orders: 256,
             admission_wait_ms: 100,
+            max_delivery_backlog: 2_000,
+            backlog_wait_ms: 2_000,
         }
     }
 }

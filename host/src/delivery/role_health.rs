@@ -190,6 +190,9 @@ pub struct DeliveryHealth {
     roles: Vec<Arc<RoleHealth>>,
     /// A role without a good pass for longer than this makes the process not ready.
     stale_after: Duration,
+    /// Messages in the queue (visible and in flight), as the consumer of this process last
+    /// sampled them; `None` when no consumer runs here. The api role paces order intake on it.
+    backlog: std::sync::atomic::AtomicI64,
 }
 
 impl DeliveryHealth {
@@ -201,7 +204,19 @@ impl DeliveryHealth {
                 .map(|name| Arc::new(RoleHealth::new(name)))
                 .collect(),
             stale_after,
+            backlog: std::sync::atomic::AtomicI64::new(-1),
         }
+    }
+
+    /// Records the queue's backlog as just sampled.
+    pub fn set_backlog(&self, messages: u64) {
+        let value = i64::try_from(messages).unwrap_or(i64::MAX);
+        self.backlog.store(value, Ordering::Relaxed);
+    }
+
+    /// The last sampled queue backlog; `None` when no consumer of this process samples it.
+    pub fn backlog(&self) -> Option<u64> {
+        u64::try_from(self.backlog.load(Ordering::Relaxed)).ok()
     }
 
     /// The handle of role `name`, if this process runs it.

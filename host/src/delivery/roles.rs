@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -205,6 +206,11 @@ pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: Cancellatio
             shutdown.clone(),
             start,
         ));
+        tasks.spawn(sample_backlog(
+            queue.clone(),
+            deps.health.clone(),
+            shutdown.clone(),
+        ));
         if !roles.api {
             serve_consumer_health(&settings, &deps.store, &queue, &shutdown, &mut tasks).await;
         }
@@ -212,6 +218,38 @@ pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: Cancellatio
     while let Some(joined) = tasks.join_next().await {
         if let Err(err) = joined {
             tracing::error!(error = %err, "A delivery task ended abnormally");
+        }
+    }
+}
+
+/// How often the consumer's queue backlog is sampled for the api role's pacing.
+const BACKLOG_SAMPLE: Duration = Duration::from_millis(50);
+
+/// Samples the queue's depth (visible and in flight) into `health` until `shutdown`, so the
+/// api role of this process can pace order intake to what delivery completes.
+async fn sample_backlog(
+    queue: SharedQueue,
+    health: Arc<DeliveryHealth>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(BACKLOG_SAMPLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        ticks += 1;
+        let Some(queue) = queue.opened() else {
+            continue;
+        };
+        // A remote queue's depth is an API call: ask it once a second, not twenty times.
+        if queue.backend_name() != "embedded" && ticks % 20 != 0 {
+            continue;
+        }
+        if let Ok(depth) = queue.depth().await {
+            health.set_backlog(depth.visible + depth.in_flight);
         }
     }
 }

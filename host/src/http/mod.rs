@@ -55,10 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router(&state.settings.rate_limit))
         .merge(products::router())
         .merge(orders::router().route_layer(middleware::from_fn_with_state(
-            admission::Admission::new(
-                state.settings.http.max_in_flight_orders,
-                std::time::Duration::from_millis(state.settings.http.admission_wait_ms),
-            ),
+            admission::Admission::new(&state.settings.http, state.delivery.clone()),
             admission::admit,
         )))
         .merge(admin_plugins::router())
