@@ -23,14 +23,14 @@ use chrono::Utc;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use orderd::delivery::consumer::{Consumer, ConsumerSettings};
+use orderd::delivery::queue::embedded::EmbeddedQueue;
+use orderd::delivery::relay::{Relay, RelaySettings};
 use orderd::domain::{
     Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
     User, Username,
 };
 use orderd::mail::{Mailer, OutgoingEmail, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
-use orderd::delivery::queue::embedded::EmbeddedQueue;
-use orderd::delivery::relay::{Relay, RelaySettings};
 use orderd::storage::sqlite::SqliteStore;
 use orderd::storage::{StockTake, Store};
 use tokio::sync::Notify;

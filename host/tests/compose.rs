@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use orderd::configuration::{Mode, Settings, StoreBackend};
-use orderd::mail::{MailTransportKind, SmtpSecurity};
 use orderd::delivery::queue::{QueueBackend, dead_letter_name};
+use orderd::mail::{MailTransportKind, SmtpSecurity};
 use serde_norway::Value;
 
 fn repo_file(name: &str) -> PathBuf {

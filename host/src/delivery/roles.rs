@@ -9,13 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::configuration::Settings;
 use super::consumer::{Consumer, EmailRenderer};
-use crate::mail::Mailer;
 use super::queue::embedded::EmbeddedQueue;
 use super::queue::sqs::SqsQueue;
 use super::queue::{Queue, QueueBackend, QueueSettings};
 use super::relay::Relay;
+use crate::configuration::Settings;
+use crate::mail::Mailer;
 use crate::storage::Store;
 use crate::storage::sqlite::SqliteDb;
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderd::configuration::Settings;
-use orderd::domain::{OutboxStatus, Role};
 use orderd::delivery::queue::{
     OutgoingMessage, Queue, QueueDepth, QueueError, QueueResult, ReceivedMessage, SendReport,
 };
 use orderd::delivery::relay::{Relay, RelaySettings};
+use orderd::domain::{OutboxStatus, Role};
 use orderd::startup::{Application, Roles};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

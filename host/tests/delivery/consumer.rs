@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use orderd::delivery::queue::{OutgoingMessage, Queue};
 use orderd::domain::{Id, OrderStatus};
 use orderd::mail::message_id_for;
-use orderd::delivery::queue::{OutgoingMessage, Queue};
 use orderd::storage::EmailClaim;
 
 use crate::helpers::{

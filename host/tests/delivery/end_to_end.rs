@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderd::domain::{OrderStatus, OutboxStatus};
 use orderd::delivery::queue::Queue;
 use orderd::delivery::relay::{Relay, RelaySettings};
+use orderd::domain::{OrderStatus, OutboxStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Env, assert_confirmation_of, emails_in, parse_email, smtp_mailer};

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 use orderd::delivery::consumer::{Consumer, ConsumerSettings, EmailRenderer};
+use orderd::delivery::queue::Queue;
+use orderd::delivery::queue::embedded::EmbeddedQueue;
+use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
 use orderd::domain::{
     Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role, User,
 };
 use orderd::domain::{Email, Username};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
-use orderd::delivery::queue::Queue;
-use orderd::delivery::queue::embedded::EmbeddedQueue;
-use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
 use orderd::storage::sqlite::{SqliteDb, SqliteStore};
 use orderd::storage::{StockTake, Store};
 use tokio::sync::Notify;

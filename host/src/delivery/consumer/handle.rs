@@ -17,12 +17,12 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{Consumer, EmailKind, stored_order};
+use crate::delivery::queue::ReceivedMessage;
 use crate::domain::outbox::Envelope;
 use crate::domain::{EventType, Id, Order, OrderStatus};
-use crate::telemetry::ORDERS_PROCESSED_TOTAL;
 use crate::mail::{OutgoingEmail, message_id_for};
-use crate::delivery::queue::ReceivedMessage;
 use crate::storage::{EmailClaim, StoreError};
+use crate::telemetry::ORDERS_PROCESSED_TOTAL;
 
 /// How a message was handled; decides what happens to it.
 #[derive(Debug)]

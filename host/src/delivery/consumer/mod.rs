@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 pub use email::{EmailKind, EmailRenderer, stored_order};
 pub use handle::Verdict;
 
-use crate::mail::Mailer;
-use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
 use crate::delivery::backoff::backoff;
+use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
 use crate::delivery::worker::Outcome;
+use crate::mail::Mailer;
 use crate::storage::Store;
 
 /// Consumer settings (`[consumer]`).
