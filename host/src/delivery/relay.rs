@@ -24,10 +24,10 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::OutboxEvent;
 use super::backoff::backoff;
 use super::queue::{MAX_BATCH, OutgoingMessage, Queue};
 pub use super::worker::Outcome;
+use crate::domain::OutboxEvent;
 use crate::storage::OutboxStore;
 
 /// Relay settings (`[relay]`).
@@ -119,7 +119,7 @@ impl Relay {
             let body = serde_json::to_string(&e.envelope())
                 .context("Failed to encode an event envelope")?;
             messages.push(OutgoingMessage {
-                dedup_id: e.id.to_hex(),
+                dedup_id: e.dedup_id(),
                 group_id: e.order_id.to_hex(),
                 body,
             });
@@ -132,14 +132,14 @@ impl Relay {
                     Vec::new(),
                     events
                         .iter()
-                        .map(|e| (e.id.to_hex(), reason.clone()))
+                        .map(|e| (e.dedup_id(), reason.clone()))
                         .collect(),
                 )
             }
         };
         let published: Vec<_> = events
             .iter()
-            .filter(|e| sent.contains(&e.id.to_hex()))
+            .filter(|e| sent.contains(&e.dedup_id()))
             .collect();
         if !published.is_empty() {
             let at = Utc::now();
@@ -156,7 +156,7 @@ impl Relay {
             }
         }
         for (id, reason) in failed {
-            if let Some(event) = events.iter().find(|e| e.id.to_hex() == id) {
+            if let Some(event) = events.iter().find(|e| e.dedup_id() == id) {
                 self.fail(event, &reason).await?;
             }
         }

@@ -21,8 +21,8 @@ pub const MAX_BATCH: usize = 10;
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    /// Deduplication id (the outbox event id): FIFO queues drop a repeat within five minutes,
-    /// and it identifies the entry in a batch result.
+    /// Deduplication id (the outbox event id, suffixed when the event is re-published): FIFO
+    /// queues drop a repeat within five minutes, and it identifies the entry in a batch result.
     pub dedup_id: String,
     /// Ordering group (the order id): FIFO queues deliver one group's messages in order.
     pub group_id: String,
