@@ -124,7 +124,7 @@ impl Relay {
         let mut failed: Vec<(&OutboxEvent, String)> = Vec::new();
         for (chunk, report) in events.chunks(MAX_BATCH).zip(reports) {
             for event in chunk {
-                let hex = event.id.to_hex();
+                let hex = event.dedup_id();
                 if report.sent.contains(&hex) {
                     published.push(event);
                 } else {
@@ -162,14 +162,14 @@ impl Relay {
         for e in events {
             match serde_json::to_string(&e.envelope()) {
                 Ok(body) => messages.push(OutgoingMessage {
-                    dedup_id: e.id.to_hex(),
+                    dedup_id: e.dedup_id(),
                     group_id: e.order_id.to_hex(),
                     body,
                 }),
                 Err(err) => {
                     return SendReport {
                         sent: Vec::new(),
-                        failed: vec![(e.id.to_hex(), format!("Failed to encode: {err}"))],
+                        failed: vec![(e.dedup_id(), format!("Failed to encode: {err}"))],
                     };
                 }
             }
@@ -182,7 +182,7 @@ impl Relay {
                     sent: Vec::new(),
                     failed: events
                         .iter()
-                        .map(|e| (e.id.to_hex(), reason.clone()))
+                        .map(|e| (e.dedup_id(), reason.clone()))
                         .collect(),
                 }
             }

@@ -1,6 +1,6 @@
 //! Orders: line items with a price snapshot, totals, tax lines and the status state machine
-//! `pending → processing → processed`, `pending | processing | processed → cancelled`,
-//! `processing → failed`.
+//! `pending → processing → processed`, `pending | processing | processed | failed → cancelled`,
+//! `processing → failed`, and `failed → pending` (an admin's retry).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,8 @@ pub enum OrderStatus {
     Processed,
     /// Cancelled by the owner or an admin; stock was returned.
     Cancelled,
-    /// Processing gave up after the retry limit.
+    /// Processing gave up after the delivery attempt limit; an admin may retry it (back to
+    /// `pending`) or it may be cancelled.
     Failed,
 }
 
@@ -53,8 +54,9 @@ impl OrderStatus {
             (self, to),
             (Pending, Processing)
                 | (Processing, Processed)
-                | (Pending | Processing | Processed, Cancelled)
+                | (Pending | Processing | Processed | Failed, Cancelled)
                 | (Processing, Failed)
+                | (Failed, Pending)
         )
     }
 
@@ -144,7 +146,8 @@ impl Order {
         self.status = status;
         self.updated_at = at;
         match status {
-            OrderStatus::Pending => {}
+            // Pending again only after a retry of a failed order, which is no longer failed.
+            OrderStatus::Pending => self.failed_at = None,
             OrderStatus::Processing => self.processing_at = Some(at),
             OrderStatus::Processed => self.processed_at = Some(at),
             OrderStatus::Cancelled => self.cancelled_at = Some(at),
@@ -167,6 +170,8 @@ mod tests {
             (Processing, Cancelled),
             (Processed, Cancelled),
             (Processing, Failed),
+            (Failed, Pending),
+            (Failed, Cancelled),
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
@@ -179,8 +184,40 @@ mod tests {
         }
         assert_eq!(
             OrderStatus::sources_of(Cancelled),
-            vec![Pending, Processing, Processed]
+            vec![Pending, Processing, Processed, Failed]
         );
+        assert_eq!(OrderStatus::sources_of(Pending), vec![Failed]);
+    }
+
+    #[test]
+    fn a_retried_order_is_pending_again_and_no_longer_failed() {
+        let at = Utc::now();
+        let mut order = Order {
+            id: Id::new(),
+            user_id: Id::new(),
+            status: Pending,
+            currency: Currency::parse("INR").unwrap(),
+            items: Vec::new(),
+            subtotal: 0,
+            tax_total: 0,
+            total: 0,
+            tax_lines: Vec::new(),
+            shipping_address: None,
+            created_at: at,
+            updated_at: at,
+            processing_at: None,
+            processed_at: None,
+            cancelled_at: None,
+            failed_at: None,
+        };
+        order.mark(Processing, at);
+        order.mark(Failed, at);
+        assert_eq!(order.failed_at, Some(at));
+
+        order.mark(Pending, at);
+
+        assert_eq!((order.status, order.failed_at), (Pending, None));
+        assert_eq!(order.processing_at, Some(at));
     }
 
     #[test]

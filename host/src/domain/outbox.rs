@@ -66,7 +66,8 @@ impl OutboxStatus {
 /// An event as stored in the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
-    /// Event id; also the queue deduplication id and the inbox key.
+    /// Event id; the inbox and e-mail send-record key, and the base of the queue
+    /// deduplication id (see [`OutboxEvent::dedup_id`]).
     pub id: Id,
     pub order_id: Id,
     pub event_type: EventType,
@@ -80,6 +81,9 @@ pub struct OutboxEvent {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub published_at: Option<DateTime<Utc>>,
+    /// How many times the event was put back for another delivery after it was published (an
+    /// admin's retry of a failed order re-publishes its original `order.created`).
+    pub republished: u32,
 }
 
 impl OutboxEvent {
@@ -101,6 +105,17 @@ impl OutboxEvent {
             next_attempt_at: at,
             last_error: None,
             published_at: None,
+            republished: 0,
+        }
+    }
+
+    /// The queue deduplication id: the event id, with `-r<n>` after its `n`th re-publication.
+    /// A FIFO queue drops a repeated deduplication id for five minutes, so a re-published
+    /// event needs a new one; the consumer still recognises it by the event id in its body.
+    pub fn dedup_id(&self) -> String {
+        match self.republished {
+            0 => self.id.to_hex(),
+            n => format!("{}-r{n}", self.id.to_hex()),
         }
     }
 
@@ -154,5 +169,27 @@ mod tests {
         assert_eq!(json["orderId"], ev.order_id.to_hex());
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev.envelope());
+    }
+
+    #[test]
+    fn a_republished_event_gets_a_new_dedup_id_and_keeps_its_event_id() {
+        let mut ev = OutboxEvent::new(
+            Id::new(),
+            EventType::OrderCreated,
+            serde_json::json!({}),
+            Utc::now(),
+        );
+        let first = ev.envelope();
+        assert_eq!(ev.dedup_id(), ev.id.to_hex());
+
+        ev.republished = 1;
+        assert_eq!(ev.dedup_id(), format!("{}-r1", ev.id.to_hex()));
+        ev.republished = 2;
+        assert_eq!(ev.dedup_id(), format!("{}-r2", ev.id.to_hex()));
+        assert_eq!(
+            ev.envelope(),
+            first,
+            "the message body names the same event"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Order routes under `/api/orders`: place an order (with an optional `Idempotency-Key`),
-//! read one, list one's own, cancel. The work happens in `service::orders`; this module
-//! translates between JSON and the service and maps its errors to problems.
+//! read one, list one's own (or, for admins, everyone's in one status), cancel, and retry a
+//! failed order (admins). The work happens in `service::orders`; this module translates
+//! between JSON and the service and maps its errors to problems.
 //!
 //! A product named on several lines is passed to the validation plugin as it is; the default
 //! plugin refuses it (422 `rule-violation`, code `duplicate-product`), and an operator may
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, FieldError, Problem};
-use super::extract::{AuthUser, IdPath, JsonBody, QueryParams};
+use super::extract::{AdminUser, AuthUser, IdPath, JsonBody, QueryParams};
 use super::state::AppState;
 use crate::domain::{Order, OrderStatus};
 use crate::service::idempotency::{IdempotencyKey, request_fingerprint};
@@ -143,7 +144,7 @@ pub struct TaxLineDto {
     pub tax: i64,
 }
 
-/// A page of the caller's orders, newest first.
+/// A page of orders, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPageDto {
@@ -161,6 +162,9 @@ pub struct ListOrdersQuery {
     pub limit: Option<i64>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only orders in this status: `pending`, `processing`, `processed`, `cancelled` or
+    /// `failed`. An admin then gets every customer's orders in it, a customer their own.
+    pub status: Option<String>,
 }
 
 impl From<&Order> for OrderDto {
@@ -239,6 +243,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/orders", post(create_order).get(list_orders))
         .route("/api/orders/{id}", get(get_order))
         .route("/api/orders/{id}/cancel", post(cancel_order))
+        .route("/api/orders/{id}/retry", post(retry_order))
 }
 
 fn actor(user: AuthUser) -> Actor {
@@ -355,13 +360,14 @@ pub async fn get_order(
     Ok(Json(OrderDto::from(&order)))
 }
 
-/// The caller's own orders, newest first, a page at a time.
+/// The caller's own orders, newest first, a page at a time; with `status`, only those in that
+/// status, and for an admin every customer's (e.g. `?status=failed`).
 #[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])),
     params(ListOrdersQuery),
     responses(
-        (status = 200, description = "A page of the caller's orders", body = OrderPageDto),
+        (status = 200, description = "A page of orders", body = OrderPageDto),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit, cursor or status", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -373,6 +379,7 @@ pub async fn list_orders(
         actor(user),
         query.limit,
         query.cursor.as_deref(),
+        query.status.as_deref(),
     )
     .await
     .map_err(order_error)?;
@@ -383,14 +390,14 @@ pub async fn list_orders(
 }
 
 /// Cancels an order (owner or admin): its stock is returned and `order.cancelled` is emitted.
-/// Allowed while `pending`, `processing` or `processed`.
+/// Allowed while `pending`, `processing`, `processed` or `failed`.
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "24-hex order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderDto),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid-state`: already cancelled or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: already cancelled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
@@ -403,6 +410,32 @@ pub async fn cancel_order(
         .map_err(order_error)?;
     state.order_committed.notify_one();
     tracing::info!(order_id = %order.id, by = %user.id, "order cancelled");
+    Ok(Json(OrderDto::from(&order)))
+}
+
+/// Retries a failed order (admin): it is `pending` again and its original `order.created`
+/// event is published again, so it is processed like a new order — and a confirmation e-mail
+/// already sent for it is not sent a second time.
+#[utoipa::path(post, path = "/api/orders/{id}/retry", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "24-hex order id")),
+    responses(
+        (status = 200, description = "The order, pending again", body = OrderDto),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: the order is not failed (its status is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn retry_order(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    IdPath(id): IdPath,
+) -> Result<Json<OrderDto>, ApiError> {
+    let order = orders::retry_order(state.store.as_ref(), id)
+        .await
+        .map_err(order_error)?;
+    state.order_committed.notify_one();
+    tracing::info!(order_id = %order.id, by = %admin.id, "failed order retried");
     Ok(Json(OrderDto::from(&order)))
 }
 
@@ -462,7 +495,7 @@ fn order_error(err: OrderError) -> ApiError {
 /// The order routes in the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_order, get_order, list_orders, cancel_order),
+    paths(create_order, get_order, list_orders, cancel_order, retry_order),
     components(schemas(
         CreateOrder,
         CreateOrderLine,

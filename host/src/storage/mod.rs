@@ -183,6 +183,22 @@ pub trait OrderStore: Send + Sync {
     ) -> StoreResult<Option<IdempotencyRecord>>;
     /// Counts of orders by status (metrics, tests).
     async fn count_orders(&self) -> StoreResult<Vec<(OrderStatus, u64)>>;
+    /// Orders with `status` — every customer's, or only `user_id`'s when given — newest first
+    /// (descending id), starting before `before`.
+    async fn orders_by_status(
+        &self,
+        status: OrderStatus,
+        user_id: Option<Id>,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>>;
+    /// Retries a failed order, in one transaction: `failed → pending` (clearing `failed_at`),
+    /// and its original `order.created` event back to `pending` — attempts 0, due at `at`,
+    /// lease released, `republished` + 1 — with the event's inbox entry removed, so the
+    /// consumer handles the event again while its e-mail send record still keeps an e-mail
+    /// already sent from going out twice. Returns the updated order; `NotFound`, or
+    /// `Conflict("status:<current>")` when the order is not `failed`.
+    async fn retry_failed_order(&self, id: Id, at: DateTime<Utc>) -> StoreResult<Order>;
 }
 
 /// The transactional outbox, drained by relays.

@@ -12,8 +12,8 @@ use orderd::domain::{Id, OrderStatus};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings, message_id_for};
 
 use crate::helpers::{
-    Env, assert_confirmation_of, consume_until_empty, emails_in, parse_email, relay_until_idle,
-    service_env,
+    Env, assert_confirmation_of, consume_until_empty, drain_bodies, emails_in, parse_email,
+    relay_until_idle, service_env,
 };
 use crate::queue_contract;
 
@@ -126,6 +126,63 @@ async fn a_fifo_queue_drops_a_repeated_event_id() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_retried_failed_order_passes_a_fifo_queue_within_its_deduplication_window() {
+    let test = "a_retried_failed_order_passes_a_fifo_queue_within_its_deduplication_window";
+    let Some(endpoint) = service_env(SQS, test) else {
+        return;
+    };
+    let env = Env::new().await;
+    let queue = sqs_queue(&endpoint, true, 1).await;
+    let relay = env.relay(queue.clone());
+    let user = env.customer().await;
+    let tea = env.product("Masala Chai", 1250, 100).await;
+    let (order, event) = env.place(&user, &[(&tea, 1)]).await;
+    relay_until_idle(&relay).await;
+    // Its one allowed delivery failed: the consumer gave up on the order and returned the
+    // message, which the queue moves to the dead-letter queue on the next receive.
+    let delivered = queue
+        .receive(10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    for (from, to) in [
+        (OrderStatus::Pending, OrderStatus::Processing),
+        (OrderStatus::Processing, OrderStatus::Failed),
+    ] {
+        env.store
+            .transition_order(order.id, &[from], to, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    queue
+        .change_visibility(&delivered[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // Retried at once, while the first message is still in the queue and well within the
+    // five-minute deduplication window: the re-published event needs its own deduplication id.
+    env.store
+        .retry_failed_order(order.id, chrono::Utc::now())
+        .await
+        .unwrap();
+    relay_until_idle(&relay).await;
+    let consumer = env.consumer(queue.clone(), env.file_mailer());
+    consume_until_empty(&[&consumer], &queue, Duration::from_secs(20)).await;
+
+    assert_eq!(
+        env.status(order.id).await,
+        OrderStatus::Processed,
+        "the re-published event arrived"
+    );
+    let mails = emails_in(&env.mail_dir);
+    assert_eq!(mails.len(), 1);
+    assert_confirmation_of(&mails[0], &order);
+    let dead = drain_bodies(&queue.dead_letter_queue().unwrap()).await;
+    assert_eq!(dead.len(), 1, "the first message was dead-lettered");
+    assert!(dead[0].contains(&event.id.to_hex()));
 }
 
 /// Maildir messages whose Message-ID is `message_id` (the Maildir is shared by all tests).

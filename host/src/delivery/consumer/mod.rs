@@ -270,14 +270,15 @@ impl Consumer {
         }
     }
 
-    /// Whether retrying `message` after `delay` would fall past the attempt budget.
+    /// Whether retrying `message` after `delay` would fall past the attempt budget, counted
+    /// from when the message was sent to the queue (a re-published event starts anew), else
+    /// from the event's commit.
     fn past_budget(&self, message: &ReceivedMessage, delay: Duration) -> bool {
         let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) else {
             return false;
         };
-        let age = (Utc::now() - envelope.occurred_at)
-            .to_std()
-            .unwrap_or_default();
+        let since = message.sent_at.unwrap_or(envelope.occurred_at);
+        let age = (Utc::now() - since).to_std().unwrap_or_default();
         age + delay > Duration::from_millis(self.settings.attempt_budget_ms)
     }
 

@@ -171,7 +171,7 @@ impl EmbeddedQueue {
                 {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT seq, message_id, body, receive_count FROM queue_messages
+                            "SELECT seq, message_id, body, receive_count, sent_at FROM queue_messages
                              WHERE queue = ?1 AND visible_at <= ?2
                              ORDER BY visible_at, seq LIMIT ?3",
                         )
@@ -185,17 +185,21 @@ impl EmbeddedQueue {
                             row.get(1).ctx("Failed to read a queue message")?;
                         let body: String = row.get(2).ctx("Failed to read a queue message")?;
                         let count: i64 = row.get(3).ctx("Failed to read a queue message")?;
+                        let sent_at: i64 = row.get(4).ctx("Failed to read a queue message")?;
                         rows.push((
                             seq,
                             message_id,
                             body,
                             u32::try_from(count).unwrap_or(u32::MAX),
+                            chrono::DateTime::from_timestamp_micros(sent_at),
                         ));
                     }
                 }
                 let mut received = Vec::new();
                 let mut moved = 0usize;
-                for ((seq, message_id, body, count), token) in rows.into_iter().zip(tokens) {
+                for ((seq, message_id, body, count, sent_at), token) in
+                    rows.into_iter().zip(tokens)
+                {
                     if let (Some(limit), Some(dead)) = (limit, dead.as_deref())
                         && count >= limit
                     {
@@ -223,6 +227,7 @@ impl EmbeddedQueue {
                         receipt,
                         body,
                         receive_count: count + 1,
+                        sent_at,
                     });
                 }
                 Ok((received, moved))

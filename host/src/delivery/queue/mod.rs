@@ -21,8 +21,8 @@ pub const MAX_BATCH: usize = 10;
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    /// Deduplication id (the outbox event id): FIFO queues drop a repeat within five minutes,
-    /// and it identifies the entry in a batch result.
+    /// Deduplication id (the outbox event id, suffixed when the event is re-published): FIFO
+    /// queues drop a repeat within five minutes, and it identifies the entry in a batch result.
     pub dedup_id: String,
     /// Ordering group (the order id): FIFO queues deliver one group's messages in order.
     pub group_id: String,
@@ -40,6 +40,9 @@ pub struct ReceivedMessage {
     pub body: String,
     /// How many times the message has been received, this time included (≥ 1).
     pub receive_count: u32,
+    /// When the message was sent to the queue, where the backend says (SQS `SentTimestamp`,
+    /// the embedded queue's send time).
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a batch send did with each entry.

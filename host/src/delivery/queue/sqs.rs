@@ -289,6 +289,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(wait.as_secs().min(MAX_WAIT_SECS) as i32)
             .visibility_timeout(secs(visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|e| QueueError::backend(anyhow!("{}", DisplayErrorContext(e))))?;
@@ -301,11 +302,18 @@ impl Queue for SqsQueue {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
+                // Milliseconds since the epoch, as SQS reports it.
+                let sent_at = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|ms| ms.parse::<i64>().ok())
+                    .and_then(chrono::DateTime::from_timestamp_millis);
                 Some(ReceivedMessage {
                     message_id: m.message_id()?.to_owned(),
                     receipt: m.receipt_handle()?.to_owned(),
                     body: m.body().unwrap_or_default().to_owned(),
                     receive_count,
+                    sent_at,
                 })
             })
             .collect();

@@ -1,5 +1,6 @@
 //! The order use cases behind the HTTP routes: place (the hot path, in `place`), read, list
-//! and cancel. No HTTP type appears here; callers map [`OrderError`] to their own responses.
+//! (one's own, or by status), cancel, and retry a failed order. No HTTP type appears here;
+//! callers map [`OrderError`] to their own responses.
 //!
 //! Repeated products: a request naming one product on several lines is passed to the
 //! validation slot as it is. The default validation plugin refuses it with the
@@ -25,7 +26,7 @@ pub use request::{AddressRequest, LineRequest, OrderRequest};
 pub struct Actor {
     /// The user's id (the token's subject).
     pub id: Id,
-    /// Admins may read and cancel every order; customers only their own.
+    /// Admins may read, list by status and cancel every order; customers only their own.
     pub role: Role,
 }
 
@@ -128,7 +129,7 @@ pub async fn get_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Order,
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
 
-/// One page of a user's orders.
+/// One page of orders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPage {
     /// Newest first.
@@ -137,13 +138,15 @@ pub struct OrderPage {
     pub next_cursor: Option<Id>,
 }
 
-/// The actor's own orders, newest first, older than `cursor`, at most `limit` (1..=100,
-/// default 20). `cursor` is the `next_cursor` of the previous page.
+/// Orders newest first, older than `cursor`, at most `limit` (1..=100, default 20). `cursor`
+/// is the `next_cursor` of the previous page. Without `status`, the actor's own orders; with
+/// it, an admin gets every customer's orders in that status and a customer their own.
 pub async fn list_orders(
     store: &dyn Store,
     actor: Actor,
     limit: Option<i64>,
     cursor: Option<&str>,
+    status: Option<&str>,
 ) -> Result<OrderPage, OrderError> {
     let mut errors = Vec::new();
     let limit = match limit {
@@ -167,13 +170,29 @@ pub async fn list_orders(
             None
         }
     };
+    let parsed = status.map(OrderStatus::parse);
+    if parsed == Some(None) {
+        let names: Vec<_> = OrderStatus::ALL.iter().map(OrderStatus::as_str).collect();
+        errors.push(FieldError::new(
+            "status",
+            "invalid-value",
+            format!("must be one of {}", names.join(", ")),
+        ));
+    }
+    let status = parsed.flatten();
     if !errors.is_empty() {
         return Err(OrderError::Invalid(errors));
     }
-    let mut items = store
-        .orders_of_user(actor.id, before, limit + 1)
-        .await
-        .map_err(store_failed("Failed to list a user's orders"))?;
+    let mut items = match status {
+        None => store.orders_of_user(actor.id, before, limit + 1).await,
+        Some(status) => {
+            let owner = (actor.role != Role::Admin).then_some(actor.id);
+            store
+                .orders_by_status(status, owner, before, limit + 1)
+                .await
+        }
+    }
+    .map_err(store_failed("Failed to list orders"))?;
     let limit = limit as usize;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
@@ -185,8 +204,8 @@ pub async fn list_orders(
 }
 
 /// Cancels the order `id` for its owner or an admin: restocks it and emits `order.cancelled`
-/// in one transaction. A status that cannot become `cancelled` is an
-/// [`OrderError::InvalidTransition`].
+/// in one transaction. Allowed while `pending`, `processing`, `processed` or `failed`; any
+/// other status is an [`OrderError::InvalidTransition`].
 pub async fn cancel_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Order, OrderError> {
     let order = get_order(store, actor, id).await?;
     if !order.status.can_become(OrderStatus::Cancelled) {
@@ -202,17 +221,39 @@ pub async fn cancel_order(store: &dyn Store, actor: Actor, id: Id) -> Result<Ord
         now,
     );
     let sources = OrderStatus::sources_of(OrderStatus::Cancelled);
-    match store.cancel_order(id, &sources, now, &event).await {
-        Ok(order) => Ok(order),
-        Err(StoreError::NotFound) => Err(OrderError::NotFound),
-        Err(StoreError::Conflict(what)) => {
-            match what.strip_prefix("status:").and_then(OrderStatus::parse) {
-                Some(current) => Err(OrderError::InvalidTransition { current }),
-                None => Err(store_failed("Failed to cancel an order")(
-                    StoreError::Conflict(what),
-                )),
+    store
+        .cancel_order(id, &sources, now, &event)
+        .await
+        .map_err(transition_failed("Failed to cancel an order"))
+}
+
+/// Retries the failed order `id` — admins only, which the caller checks: `failed → pending`
+/// and its original `order.created` event re-published, in one transaction. Re-publishing the
+/// original event rather than a new one keeps "one confirmation e-mail per order": the
+/// consumer's send record is keyed by the event id, so an e-mail already sent is not sent
+/// again. Any status other than `failed` is an [`OrderError::InvalidTransition`].
+pub async fn retry_order(store: &dyn Store, id: Id) -> Result<Order, OrderError> {
+    let now = Utc::now().trunc_subsecs(3);
+    store
+        .retry_failed_order(id, now)
+        .await
+        .map_err(transition_failed("Failed to retry an order"))
+}
+
+/// Maps the errors of a conditional transition: `NotFound`, a status conflict naming the
+/// current status, or a store failure described by `what`.
+fn transition_failed(what: &'static str) -> impl FnOnce(StoreError) -> OrderError {
+    move |err| match err {
+        StoreError::NotFound => OrderError::NotFound,
+        StoreError::Conflict(conflict) => {
+            match conflict
+                .strip_prefix("status:")
+                .and_then(OrderStatus::parse)
+            {
+                Some(current) => OrderError::InvalidTransition { current },
+                None => store_failed(what)(StoreError::Conflict(conflict)),
             }
         }
-        Err(err) => Err(store_failed("Failed to cancel an order")(err)),
+        err => store_failed(what)(err),
     }
 }

@@ -143,6 +143,10 @@ pub(super) fn transition_set(to: OrderStatus, at: DateTime<Utc>) -> Document {
     if let Some(field) = stamp {
         set.insert(field, date(at));
     }
+    if to == OrderStatus::Pending {
+        // Pending again only after a retry of a failed order, which is no longer failed.
+        set.insert("failedAt", Bson::Null);
+    }
     set
 }
 

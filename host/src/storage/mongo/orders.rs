@@ -1,14 +1,14 @@
 //! Orders on MongoDB: the order transaction (idempotency key, conditional stock decrements,
-//! order, outbox event), conditional transitions, cancellation with restock, idempotency
-//! look-ups and counts.
+//! order, outbox event), conditional transitions, cancellation with restock, the retry of a
+//! failed order, listings by user and by status, idempotency look-ups and counts.
 //!
-//! The two multi-document writes run through the driver's convenient transaction API
-//! (`start_transaction().and_run`) with snapshot read concern and majority write concern: it
-//! retries the whole callback on `TransientTransactionError` (e.g. a write conflict with a
-//! concurrent order on the same product) and the commit on `UnknownTransactionCommitResult`,
-//! with backoff, as MongoDB's drivers specification prescribes. A domain refusal (short stock,
-//! taken key, wrong status) is returned from the callback as a [`Refusal`], which aborts the
-//! transaction, so nothing is written.
+//! The three multi-document writes (place, cancel, retry) run through the driver's convenient
+//! transaction API (`start_transaction().and_run`) with snapshot read concern and majority
+//! write concern: it retries the whole callback on `TransientTransactionError` (e.g. a write
+//! conflict with a concurrent order on the same product) and the commit on
+//! `UnknownTransactionCommitResult`, with backoff, as MongoDB's drivers specification
+//! prescribes. A domain refusal (short stock, taken key, wrong status) is returned from the
+//! callback as a [`Refusal`], which aborts the transaction, so nothing is written.
 
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use super::order_docs::{
 };
 use super::outbox::event_doc;
 use super::{Collections, IDEMPOTENCY_RETENTION, MongoStore};
-use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
+use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus};
 use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreResult};
 
 /// What the order transaction writes.
@@ -183,6 +183,60 @@ async fn cancel_in(
     }
     let event = event_doc(x.event, seq).map_err(Refusal::corrupt)?;
     x.c.outbox.insert_one(event).session(&mut *s).await?;
+    Ok(order)
+}
+
+/// What the retry transaction needs.
+struct Retry<'a> {
+    c: &'a Collections,
+    id: Id,
+    at: DateTime<Utc>,
+}
+
+async fn retry_in(s: &mut ClientSession, x: &mut Retry<'_>) -> mongodb::error::Result<Order> {
+    let updated =
+        x.c.orders
+            .find_one_and_update(
+                doc! { "_id": oid(x.id), "status": OrderStatus::Failed.as_str() },
+                doc! { "$set": transition_set(OrderStatus::Pending, x.at) },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?;
+    let Some(updated) = updated else {
+        return Err(refusal_for(x.c, Some(s), x.id).await?.into_error());
+    };
+    let order = order_from_doc(&updated).map_err(Refusal::corrupt)?;
+    let event =
+        x.c.outbox
+            .find_one_and_update(
+                doc! { "orderId": oid(x.id), "type": EventType::OrderCreated.as_str() },
+                doc! {
+                    "$set": {
+                        "status": OutboxStatus::Pending.as_str(),
+                        "attempts": 0_i64,
+                        "nextAttemptAt": date(x.at),
+                        "leaseOwner": Bson::Null,
+                        "leaseUntil": Bson::Null,
+                    },
+                    "$inc": { "republished": 1_i64 },
+                },
+            )
+            .session(&mut *s)
+            .await?;
+    let Some(event) = event else {
+        return Err(Refusal::Corrupt(format!(
+            "order {} has no {} event to re-publish",
+            x.id,
+            EventType::OrderCreated.as_str()
+        ))
+        .into_error());
+    };
+    let event_id = event.get("_id").cloned().unwrap_or(Bson::Null);
+    x.c.inbox
+        .delete_one(doc! { "_id": event_id })
+        .session(&mut *s)
+        .await?;
     Ok(order)
 }
 
@@ -357,5 +411,44 @@ impl OrderStore for MongoStore {
             out.push((status, u64::try_from(n).unwrap_or(0)));
         }
         Ok(out)
+    }
+
+    async fn orders_by_status(
+        &self,
+        status: OrderStatus,
+        user_id: Option<Id>,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut filter = doc! { "status": status.as_str() };
+        if let Some(user_id) = user_id {
+            filter.insert("userId", oid(user_id));
+        }
+        if let Some(before) = before {
+            filter.insert("_id", doc! { "$lt": oid(before) });
+        }
+        let docs: Vec<Document> = self
+            .c
+            .orders
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(i64::from(limit))
+            .await
+            .ctx("Failed to query orders by status")?
+            .try_collect()
+            .await
+            .ctx("Failed to read orders by status")?;
+        docs.iter().map(order_from_doc).collect()
+    }
+
+    async fn retry_failed_order(&self, id: Id, at: DateTime<Utc>) -> StoreResult<Order> {
+        let retry = Retry { c: &self.c, id, at };
+        self.transaction("Failed to retry an order", retry, |s, x| {
+            Box::pin(retry_in(s, x))
+        })
+        .await
     }
 }

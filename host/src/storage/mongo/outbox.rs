@@ -58,6 +58,7 @@ pub(super) fn event_doc(e: &OutboxEvent, order_seq: i64) -> StoreResult<Document
         "leaseUntil": Bson::Null,
         "lastError": e.last_error.as_deref().map(Bson::from).unwrap_or(Bson::Null),
         "publishedAt": opt_date(e.published_at),
+        "republished": i64::from(e.republished),
     })
 }
 
@@ -73,6 +74,11 @@ fn event_from_doc(d: &Document) -> StoreResult<OutboxEvent> {
         next_attempt_at: get_time(d, "nextAttemptAt")?,
         last_error: get_opt_str(d, "lastError")?,
         published_at: get_opt_time(d, "publishedAt")?,
+        // Events written before failed orders could be retried have no count: never.
+        republished: match d.get("republished") {
+            None | Some(Bson::Null) => 0,
+            Some(_) => get_u32(d, "republished")?,
+        },
     })
 }
 

@@ -179,6 +179,13 @@ fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
             "orders_by_user_created",
             doc! { "userId": 1, "_id": -1 },
         ),
+        // Every customer's orders in one status, newest first (an admin's list of failed
+        // orders), with the same cursor.
+        index(
+            names::ORDERS,
+            "orders_by_status_created",
+            doc! { "status": 1, "_id": -1 },
+        ),
         index(
             names::OUTBOX,
             "outbox_by_status_due",

@@ -1,6 +1,7 @@
 //! Orders on SQLite: the order transaction (stock decrements, order, outbox event,
-//! idempotency record), conditional transitions, cancellation with restock, idempotency
-//! look-ups. Every write is one transaction on the writer thread.
+//! idempotency record), conditional transitions, cancellation with restock, the retry of a
+//! failed order, listings by user and by status, idempotency look-ups. Every write is one
+//! transaction on the writer thread.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use super::error::{
     SqlContext, get, get_currency, get_hash, get_id, get_json, get_opt_time, get_time, micros,
     parse_enum, to_json,
 };
-use super::outbox::insert_event;
+use super::outbox::{insert_event, republish_created};
 use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
 use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult};
 
@@ -166,7 +167,8 @@ fn write_status(
              processing_at = CASE WHEN ?2 = 'processing' THEN ?3 ELSE processing_at END,
              processed_at  = CASE WHEN ?2 = 'processed'  THEN ?3 ELSE processed_at  END,
              cancelled_at  = CASE WHEN ?2 = 'cancelled'  THEN ?3 ELSE cancelled_at  END,
-             failed_at     = CASE WHEN ?2 = 'failed'     THEN ?3 ELSE failed_at     END
+             failed_at     = CASE WHEN ?2 = 'failed'     THEN ?3
+                                  WHEN ?2 = 'pending'    THEN NULL ELSE failed_at   END
          WHERE id = ?1",
     )
     .ctx("Failed to prepare the status update")?
@@ -346,6 +348,55 @@ impl OrderStore for SqliteStore {
                     out.push((status, u64::try_from(count).unwrap_or(0)));
                 }
                 Ok(out)
+            })
+            .await
+    }
+
+    async fn orders_by_status(
+        &self,
+        status: OrderStatus,
+        user_id: Option<Id>,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
+        // As in `orders_of_user`: "g" sorts after every 24-hex id.
+        let before = before
+            .map(|id| id.to_hex())
+            .unwrap_or_else(|| "g".to_owned());
+        self.db
+            .read(move |conn| match user_id {
+                None => {
+                    const SQL: &str = concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM orders WHERE status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                    );
+                    query_orders(conn, SQL, params![status.as_str(), before, limit])
+                }
+                Some(user_id) => {
+                    const SQL: &str = concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM orders WHERE user_id = ?1 AND status = ?2 AND id < ?3",
+                        " ORDER BY id DESC LIMIT ?4"
+                    );
+                    let user_id = user_id.to_hex();
+                    query_orders(conn, SQL, params![user_id, status.as_str(), before, limit])
+                }
+            })
+            .await
+    }
+
+    async fn retry_failed_order(&self, id: Id, at: DateTime<Utc>) -> StoreResult<Order> {
+        self.db
+            .write(move |tx| {
+                let order = transition(tx, id, &[OrderStatus::Failed], OrderStatus::Pending, at)?;
+                let event_id = republish_created(tx, id, at)?;
+                tx.prepare_cached("DELETE FROM inbox WHERE event_id = ?1")
+                    .ctx("Failed to prepare the inbox removal")?
+                    .execute([event_id])
+                    .ctx("Failed to remove an event from the inbox")?;
+                Ok(order)
             })
             .await
     }

@@ -27,7 +27,7 @@ const MAX_ERROR_CHARS: usize = 2000;
 macro_rules! columns {
     () => {
         "seq, id, order_id, type, payload, occurred_at, status, attempts, next_attempt_at, \
-         last_error, published_at"
+         last_error, published_at, republished"
     };
 }
 
@@ -45,6 +45,7 @@ fn event_from_row(row: &Row<'_>) -> StoreResult<(i64, OutboxEvent)> {
         next_attempt_at: get_time(row, "next_attempt_at")?,
         last_error: get(row, "last_error")?,
         published_at: get_opt_time(row, "published_at")?,
+        republished: get_u32(row, "republished")?,
     };
     Ok((get(row, "seq")?, event))
 }
@@ -71,8 +72,8 @@ fn query_events(
 pub(super) fn insert_event(tx: &Transaction<'_>, e: &OutboxEvent) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO outbox (id, order_id, type, payload, occurred_at, status, attempts,
-                             next_attempt_at, last_error, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             next_attempt_at, last_error, published_at, republished)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .ctx("Failed to prepare the outbox insert")?
     .execute(params![
@@ -86,9 +87,44 @@ pub(super) fn insert_event(tx: &Transaction<'_>, e: &OutboxEvent) -> StoreResult
         micros(e.next_attempt_at),
         e.last_error,
         e.published_at.map(micros),
+        e.republished,
     ])
     .ctx("Failed to insert an outbox event")?;
     Ok(())
+}
+
+/// Puts the `order.created` event of `order_id` back to pending inside the caller's
+/// transaction (the retry of a failed order): attempts 0, due at `at`, lease released,
+/// `republished` + 1. Returns the event id as stored (24-hex).
+pub(super) fn republish_created(
+    tx: &Transaction<'_>,
+    order_id: Id,
+    at: DateTime<Utc>,
+) -> StoreResult<String> {
+    let id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?3,
+                    lease_owner = NULL, lease_until = NULL, republished = republished + 1
+             WHERE order_id = ?1 AND type = ?2
+             RETURNING id",
+        )
+        .ctx("Failed to prepare the event re-publication")?
+        .query_row(
+            params![
+                order_id.to_hex(),
+                EventType::OrderCreated.as_str(),
+                micros(at)
+            ],
+            |row| row.get(0),
+        )
+        .optional()
+        .ctx("Failed to re-publish an order's event")?;
+    id.ok_or_else(|| {
+        StoreError::backend(anyhow::anyhow!(
+            "Order {order_id} has no {} event to re-publish",
+            EventType::OrderCreated.as_str()
+        ))
+    })
 }
 
 #[async_trait]

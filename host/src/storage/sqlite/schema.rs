@@ -12,7 +12,7 @@
 pub const COMPONENT: &str = "store";
 
 /// Migration steps; step `i` is schema version `i + 1`.
-pub const STEPS: &[&str] = &[V1];
+pub const STEPS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE users (
@@ -141,4 +141,14 @@ CREATE TABLE active_plugins (
     generation INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 ) STRICT;
+"#;
+
+/// Failed orders can be retried: an admin lists orders by status (newest first, so the index
+/// holds the id after the status, and serves the counts by status as well), and a retry
+/// re-publishes the order's original event, counting its re-publications for the queue
+/// deduplication id.
+const V2: &str = r#"
+DROP INDEX orders_by_status;
+CREATE INDEX orders_by_status ON orders (status, id);
+ALTER TABLE outbox ADD COLUMN republished INTEGER NOT NULL DEFAULT 0;
 "#;

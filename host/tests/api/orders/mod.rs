@@ -1,8 +1,10 @@
 //! Orders: placing (priced from the catalog, checked by the validation plugin, taxed by the
 //! tax plugin, committed with its outbox event), reading, listing and cancelling. The hostile
-//! inputs that must be refused without writing anything are in `hostile`. The helpers here are
-//! shared with the idempotency and admin plugin tests.
+//! inputs that must be refused without writing anything are in `hostile`; failed orders (retry,
+//! cancel, listing by status) in `failed`. The helpers here are shared with the idempotency and
+//! admin plugin tests.
 
+mod failed;
 mod hostile;
 
 use orderd::domain::{EventType, Id, OrderStatus, OutboxStatus, Product};

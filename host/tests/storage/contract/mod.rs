@@ -9,6 +9,7 @@
 
 pub mod delivery;
 pub mod durability;
+pub mod failed;
 pub mod inbox;
 pub mod orders;
 pub mod outbox;
@@ -83,6 +84,10 @@ macro_rules! contract_tests {
             plugins::plugin_versions_are_stored_and_listed_newest_first_without_their_bytes,
             plugins::every_change_of_the_active_plugin_bumps_its_generation,
             durability::committed_data_survives_reopening_the_store,
+            failed::orders_in_one_status_come_newest_first_across_customers_page_by_page,
+            failed::a_customers_orders_in_one_status_are_only_theirs,
+            failed::retrying_a_failed_order_makes_it_pending_and_republishes_its_created_event,
+            failed::only_a_failed_order_can_be_retried,
         ]);
     };
     (@cases $backend:ident, $make:expr, [$($group:ident :: $case:ident),* $(,)?]) => {
