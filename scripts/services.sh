@@ -93,8 +93,11 @@ start() {
 
     mongo_port="$(free_port)"
     mkdir -p "$STATE/nx-27017"
+    # Its own PID file: the default (/tmp/nx_27017.pid) is shared by every checkout on the
+    # machine, and the server refuses to start while another one's process is alive.
     launch nx27017 "$VENV/bin/nx-27017" --host 127.0.0.1 -p "$mongo_port" \
-        --data-dir "$STATE/nx-27017" --log-file "$STATE/nx27017-server.log"
+        --data-dir "$STATE/nx-27017" --log-file "$STATE/nx27017-server.log" \
+        --pid-file "$STATE/nx-27017/server.pid"
 
     wait_for_port "$sqs_port" moto "$(cat "$STATE/moto.pid")"
     wait_for_port "$smtp_port" smtp "$(cat "$STATE/smtp.pid")"

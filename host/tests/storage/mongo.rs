@@ -39,19 +39,35 @@ const EMULATOR_GAPS: &[(&str, &str)] = &[
     ),
     (
         "a_completed_batch_records_sends_processes_orders_and_fills_the_inbox",
-        SET_DATES,
+        SET_DATES_AND_PIPELINES,
     ),
     (
         "a_kept_claim_blocks_other_deliveries_until_it_expires_then_a_sent_email_is_never_resent",
-        SET_DATES,
+        SET_DATES_AND_PIPELINES,
     ),
     (
         "an_order_cancelled_before_its_confirmation_gets_none_and_its_cancellation_gets_one",
-        SET_DATES,
+        SET_DATES_AND_PIPELINES,
     ),
     (
         "completing_a_batch_twice_changes_nothing_the_second_time",
-        SET_DATES,
+        SET_DATES_AND_PIPELINES,
+    ),
+    (
+        "the_same_event_twice_in_one_batch_is_claimed_sent_and_processed_once",
+        PIPELINES,
+    ),
+    (
+        "the_items_of_a_batch_are_handled_in_order_each_seeing_the_earlier_ones",
+        PIPELINES,
+    ),
+    (
+        "a_batch_mixing_done_and_new_events_handles_each_on_its_own",
+        SET_DATES_AND_PIPELINES,
+    ),
+    (
+        "concurrent_batches_of_the_same_events_claim_each_send_once",
+        CONCURRENT,
     ),
     (
         "two_hundred_concurrent_orders_never_oversell_fifty_units",
@@ -121,6 +137,8 @@ const EMULATOR_GAPS: &[(&str, &str)] = &[
 
 const CONCURRENT: &str = "the emulator does not isolate concurrent transactions";
 const SET_DATES: &str = "the emulator stores dates written by $set as strings, so they no longer read back or compare as dates";
+const PIPELINES: &str = "the emulator cannot run an update with an aggregation pipeline (it answers \"'list' object has no attribute 'keys'\")";
+const SET_DATES_AND_PIPELINES: &str = "the emulator stores dates written by $set as strings, and cannot run an update with an aggregation pipeline";
 const SET_BOOLEANS: &str = "the emulator stores booleans written by $set as the integer 1";
 const ID_INDEX: &str = "reopening builds the orders index on (userId, _id), which the emulator cannot build over existing documents";
 const OBJECT_ID_EQUALITY: &str =

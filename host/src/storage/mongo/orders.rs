@@ -243,7 +243,12 @@ async fn retry_in(s: &mut ClientSession, x: &mut Retry<'_>) -> mongodb::error::R
 impl MongoStore {
     /// Runs `body` in one transaction (snapshot read concern, majority write concern) with the
     /// driver's retries; a [`Refusal`] from `body` aborts it and comes back as its storage error.
-    async fn transaction<R, C, F>(&self, context: &'static str, ctx: C, body: F) -> StoreResult<R>
+    pub(super) async fn transaction<R, C, F>(
+        &self,
+        context: &'static str,
+        ctx: C,
+        body: F,
+    ) -> StoreResult<R>
     where
         R: Send,
         C: Send,

@@ -32,7 +32,7 @@ fn user_doc(u: &User) -> Document {
     }
 }
 
-fn user_from_doc(d: &Document) -> StoreResult<User> {
+pub(super) fn user_from_doc(d: &Document) -> StoreResult<User> {
     let username = get_str(d, "username")?;
     let email = get_str(d, "email")?;
     Ok(User {

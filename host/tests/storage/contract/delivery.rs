@@ -1,13 +1,15 @@
 //! The consumer's batched port: starting and completing a batch of events.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use orderd::domain::{EventType, Id, Order, OrderStatus};
-use orderd::storage::{DeliveryFinish, DeliveryStart, Finish, Started, Store};
+use orderd::storage::{DeliveryFinish, DeliveryStart, EmailClaim, Finish, Started, Store};
 
 use super::{Harness, now, place, stocked, user};
 
 /// A customer with one pending order; the order and its `order.created` start item.
-async fn customer_order(store: &std::sync::Arc<dyn Store>) -> (Order, DeliveryStart) {
+pub async fn customer_order(store: &Arc<dyn Store>) -> (Order, DeliveryStart) {
     let customer = user();
     store.create_user(&customer).await.unwrap();
     let tea = stocked(store, 1, 10).await.remove(0);
@@ -20,7 +22,7 @@ async fn customer_order(store: &std::sync::Arc<dyn Store>) -> (Order, DeliverySt
     (order, start)
 }
 
-fn finish(start: DeliveryStart, outcome: Finish) -> DeliveryFinish {
+pub fn finish(start: DeliveryStart, outcome: Finish) -> DeliveryFinish {
     DeliveryFinish {
         event_id: start.event_id,
         order_id: start.order_id,
@@ -176,7 +178,7 @@ pub async fn a_kept_claim_blocks_other_deliveries_until_it_expires_then_a_sent_e
             .claim_email(start.event_id, "c-3", later, later)
             .await
             .unwrap(),
-        orderd::storage::EmailClaim::AlreadySent
+        EmailClaim::AlreadySent
     );
 }
 

@@ -8,6 +8,7 @@
 //! backend keeps (BSON dates are milliseconds).
 
 pub mod delivery;
+pub mod delivery_batches;
 pub mod durability;
 pub mod failed;
 pub mod inbox;
@@ -81,6 +82,10 @@ macro_rules! contract_tests {
             delivery::a_kept_claim_blocks_other_deliveries_until_it_expires_then_a_sent_email_is_never_resent,
             delivery::an_order_cancelled_before_its_confirmation_gets_none_and_its_cancellation_gets_one,
             delivery::completing_a_batch_twice_changes_nothing_the_second_time,
+            delivery_batches::the_same_event_twice_in_one_batch_is_claimed_sent_and_processed_once,
+            delivery_batches::the_items_of_a_batch_are_handled_in_order_each_seeing_the_earlier_ones,
+            delivery_batches::a_batch_mixing_done_and_new_events_handles_each_on_its_own,
+            delivery_batches::concurrent_batches_of_the_same_events_claim_each_send_once,
             plugins::plugin_versions_are_stored_and_listed_newest_first_without_their_bytes,
             plugins::every_change_of_the_active_plugin_bumps_its_generation,
             durability::committed_data_survives_reopening_the_store,
