@@ -245,7 +245,7 @@ async fn sample_backlog(
             continue;
         };
         // A remote queue's depth is an API call: ask it once a second, not twenty times.
-        if queue.backend_name() != "embedded" && ticks % 20 != 0 {
+        if queue.backend_name() != "embedded" && !ticks.is_multiple_of(20) {
             continue;
         }
         if let Ok(depth) = queue.depth().await {
