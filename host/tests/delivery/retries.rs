@@ -84,8 +84,9 @@ async fn a_failing_message_waits_longer_after_each_receive() {
     consumer.try_run_once().await.unwrap();
     let third = time_until_visible(&queue, LIMIT).await;
 
-    // 400 ms, 800 ms, 1.6 s (less the time the failed send itself took).
-    assert!(first < Duration::from_millis(700), "{first:?}");
+    // 400 ms, 800 ms, 1.6 s (less the time the failed send itself took; more on a busy
+    // machine, hence the loose upper bound).
+    assert!(first < Duration::from_millis(1_000), "{first:?}");
     assert!(second > Duration::from_millis(550), "{second:?}");
     assert!(third > Duration::from_millis(1_200), "{third:?}");
     assert!(
