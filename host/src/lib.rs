@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod mail;
+pub mod memory;
 pub mod plugins;
 pub mod service;
 pub mod startup;

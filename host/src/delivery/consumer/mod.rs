@@ -326,6 +326,8 @@ impl Consumer {
         let wait = Duration::from_millis(self.settings.wait_ms);
         let mut tasks = JoinSet::new();
         let mut failures = 0u32;
+        // Whether messages were handled since the queue was last found empty.
+        let mut busy = false;
         tracing::info!(owner = %self.owner, queue = self.queue.backend_name(), "Consumer started");
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
@@ -344,10 +346,16 @@ impl Consumer {
                 Ok(messages) if messages.is_empty() => {
                     self.health.mark_good();
                     failures = 0;
+                    if busy && tasks.is_empty() {
+                        // The queue ran dry after a burst: give its memory back.
+                        busy = false;
+                        crate::memory::release_free_memory().await;
+                    }
                 }
                 Ok(messages) => {
                     self.health.mark_good();
                     failures = 0;
+                    busy = true;
                     let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
                     let Ok(permit) = Arc::clone(&self.permits).acquire_many_owned(n).await else {
                         break;
