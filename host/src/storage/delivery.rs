@@ -8,13 +8,13 @@
 //! inbox — or releases or keeps the claim when the send failed. Every step is conditional, so
 //! a batch started or completed twice (a redelivery after a crash) does nothing twice.
 //!
-//! The default methods compose the single-event ports (each step its own round trip); backends
-//! override them with one transaction per batch.
+//! Each backend runs a call as one transaction (SQLite: one write; MongoDB: one
+//! multi-document transaction with bulk operations).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{EmailClaim, InboxStore, OrderStore, StoreError, StoreResult, UserStore};
+use super::StoreResult;
 use crate::domain::{EventType, Id, Order, OrderStatus, User};
 
 /// One received event the consumer starts to handle.
@@ -81,7 +81,7 @@ impl DeliveryFinish {
 
 /// Batched consumer writes. Results come back in the order of the items.
 #[async_trait]
-pub trait DeliveryStore: OrderStore + InboxStore + UserStore {
+pub trait DeliveryStore: Send + Sync {
     /// Starts every item (see the module docs) with e-mail claims owned by `owner` until
     /// `claim_until`.
     async fn start_deliveries(
@@ -90,13 +90,7 @@ pub trait DeliveryStore: OrderStore + InboxStore + UserStore {
         owner: &str,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
-    ) -> StoreResult<Vec<Started>> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(start_one(self, item, owner, now, claim_until).await?);
-        }
-        Ok(out)
-    }
+    ) -> StoreResult<Vec<Started>>;
 
     /// Completes every item; for each, the order as it became `processed` by this call, if it
     /// did (for the commit → processed figures).
@@ -105,110 +99,7 @@ pub trait DeliveryStore: OrderStore + InboxStore + UserStore {
         items: &[DeliveryFinish],
         owner: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Option<Order>>> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(finish_one(self, item, owner, now).await?);
-        }
-        Ok(out)
-    }
-}
-
-async fn start_one<S: DeliveryStore + ?Sized>(
-    store: &S,
-    item: &DeliveryStart,
-    owner: &str,
-    now: DateTime<Utc>,
-    claim_until: DateTime<Utc>,
-) -> StoreResult<Started> {
-    if store.inbox_contains(item.event_id).await? {
-        return Ok(Started::AlreadyDone);
-    }
-    let Some(mut order) = store.order(item.order_id).await? else {
-        return Ok(Started::UnknownOrder);
-    };
-    if item.kind == EventType::OrderCreated {
-        if order.status == OrderStatus::Pending {
-            match store
-                .transition_order(
-                    order.id,
-                    &[OrderStatus::Pending],
-                    OrderStatus::Processing,
-                    now,
-                )
-                .await
-            {
-                Ok(updated) => order = updated,
-                Err(StoreError::Conflict(_)) => match store.order(order.id).await? {
-                    Some(current) => order = current,
-                    None => return Ok(Started::UnknownOrder),
-                },
-                Err(StoreError::NotFound) => return Ok(Started::UnknownOrder),
-                Err(err) => return Err(err),
-            }
-        }
-        if needs_no_confirmation(order.status) {
-            return Ok(Started::NothingToSend(Box::new(order)));
-        }
-        if order.status != OrderStatus::Processing {
-            // Not ours to move on (cannot normally happen): let a later delivery look again.
-            return Ok(Started::InProgress);
-        }
-    }
-    let Some(customer) = store.user_by_id(order.user_id).await? else {
-        return Ok(Started::UnknownCustomer);
-    };
-    Ok(
-        match store
-            .claim_email(item.event_id, owner, now, claim_until)
-            .await?
-        {
-            EmailClaim::AlreadySent => Started::AlreadySent(Box::new(order)),
-            EmailClaim::InProgress => Started::InProgress,
-            EmailClaim::Claimed => Started::Send {
-                order: Box::new(order),
-                customer: Box::new(customer),
-            },
-        },
-    )
-}
-
-async fn finish_one<S: DeliveryStore + ?Sized>(
-    store: &S,
-    item: &DeliveryFinish,
-    owner: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Order>> {
-    match &item.outcome {
-        Finish::Release => {
-            store.release_email(item.event_id, owner).await?;
-            return Ok(None);
-        }
-        Finish::KeepClaim => return Ok(None),
-        Finish::Sent { message_id } => {
-            store.finish_email(item.event_id, message_id, now).await?;
-        }
-        Finish::NothingSent => {}
-    }
-    let mut processed = None;
-    if item.kind == EventType::OrderCreated {
-        match store
-            .transition_order(
-                item.order_id,
-                &[OrderStatus::Processing],
-                OrderStatus::Processed,
-                now,
-            )
-            .await
-        {
-            Ok(order) => processed = Some(order),
-            // Processed, cancelled or failed meanwhile, or gone: nothing left to move.
-            Err(StoreError::Conflict(_) | StoreError::NotFound) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    store.inbox_record(item.event_id, now).await?;
-    Ok(processed)
+    ) -> StoreResult<Vec<Option<Order>>>;
 }
 
 /// Whether an `order.created` event has nothing to send for an order in `status` (only a

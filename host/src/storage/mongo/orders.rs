@@ -241,6 +241,33 @@ async fn retry_in(s: &mut ClientSession, x: &mut Retry<'_>) -> mongodb::error::R
 }
 
 impl MongoStore {
+    /// Orders matching `filter`, newest first (descending id), starting before `before`.
+    async fn newest_orders(
+        &self,
+        mut filter: Document,
+        before: Option<Id>,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(before) = before {
+            filter.insert("_id", doc! { "$lt": oid(before) });
+        }
+        let docs: Vec<Document> = self
+            .c
+            .orders
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(i64::from(limit))
+            .await
+            .ctx("Failed to query orders")?
+            .try_collect()
+            .await
+            .ctx("Failed to read orders")?;
+        docs.iter().map(order_from_doc).collect()
+    }
+
     /// Runs `body` in one transaction (snapshot read concern, majority write concern) with the
     /// driver's retries; a [`Refusal`] from `body` aborts it and comes back as its storage error.
     pub(super) async fn transaction<R, C, F>(
@@ -311,25 +338,8 @@ impl OrderStore for MongoStore {
         before: Option<Id>,
         limit: u32,
     ) -> StoreResult<Vec<Order>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut filter = doc! { "userId": oid(user_id) };
-        if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": oid(before) });
-        }
-        let docs: Vec<Document> = self
-            .c
-            .orders
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(i64::from(limit))
+        self.newest_orders(doc! { "userId": oid(user_id) }, before, limit)
             .await
-            .ctx("Failed to query a user's orders")?
-            .try_collect()
-            .await
-            .ctx("Failed to read a user's orders")?;
-        docs.iter().map(order_from_doc).collect()
     }
 
     async fn transition_order(
@@ -425,28 +435,11 @@ impl OrderStore for MongoStore {
         before: Option<Id>,
         limit: u32,
     ) -> StoreResult<Vec<Order>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let mut filter = doc! { "status": status.as_str() };
         if let Some(user_id) = user_id {
             filter.insert("userId", oid(user_id));
         }
-        if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": oid(before) });
-        }
-        let docs: Vec<Document> = self
-            .c
-            .orders
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(i64::from(limit))
-            .await
-            .ctx("Failed to query orders by status")?
-            .try_collect()
-            .await
-            .ctx("Failed to read orders by status")?;
-        docs.iter().map(order_from_doc).collect()
+        self.newest_orders(filter, before, limit).await
     }
 
     async fn retry_failed_order(&self, id: Id, at: DateTime<Utc>) -> StoreResult<Order> {
