@@ -291,6 +291,29 @@ pub fn read_memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// CPU time (user + system) that process `pid` has used so far, from `/proc/<pid>/stat`.
+/// The kernel reports it in `USER_HZ` ticks, which Linux fixes at 100 per second for
+/// user space whatever the kernel's own tick rate.
+pub fn read_cpu(pid: u32) -> anyhow::Result<Duration> {
+    const USER_HZ: f64 = 100.0;
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("Failed to read {path}"))?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3, so utime (14) and stime (15) are the 12th and 13th of them.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("{path} has no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("Failed to parse field {} of {path}", i + 3))
+    };
+    Ok(Duration::from_secs_f64((ticks(11)? + ticks(12)?) / USER_HZ))
+}
+
 /// Resets the `VmHWM` of `pid` to its current `VmRSS` (`/proc/<pid>/clear_refs`, value 5), so
 /// a later reading gives the peak from now on; `false` where the kernel does not allow it.
 pub fn reset_peak_memory(pid: u32) -> bool {

@@ -1,5 +1,6 @@
 //! Service settings, layered: built-in defaults that run with zero setup → an optional TOML file
-//! (`--config FILE` or `ORDERD_CONFIG`) → `ORDERD_*` environment variables, where `__`
+//! (`--config FILE` or `ORDERD_CONFIG`) → the Node system's variables ([`crate::node_env`]:
+//! `PORT`, `MONGODB_URI`, …) → `ORDERD_*` environment variables, where `__`
 //! separates nesting levels (`ORDERD_HTTP__PORT=9000`, `ORDERD_AUTH__JWT_SECRET=…`,
 //! `ORDERD_DATA_DIR=/var/lib/orderd`, `ORDERD_MODE=production`).
 //!
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plugins::RuntimeSettings;
 
@@ -28,6 +29,13 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// Serialized (e.g. by `orderd config show`) as `<redacted>`, never as its value.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -48,7 +56,7 @@ impl fmt::Debug for Secret {
 
 /// Whether the service runs for development (lenient defaults) or production (every secret
 /// must be configured).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -57,7 +65,7 @@ pub enum Mode {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -68,7 +76,7 @@ pub enum LogFormat {
 }
 
 /// Every setting of the service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Development or production; production refuses insecure defaults.
@@ -125,7 +133,7 @@ impl Default for Settings {
 }
 
 /// Which storage backend serves every port.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     /// One SQLite file in the data directory; the default, needs no service.
@@ -136,7 +144,7 @@ pub enum StoreBackend {
 }
 
 /// The storage backend and its connection (`[store]`, `ORDERD_STORE__*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     pub backend: StoreBackend,
@@ -160,7 +168,7 @@ impl Default for StoreSettings {
 }
 
 /// The HTTP listener and request limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address to bind; `127.0.0.1` by default, `0.0.0.0` in containers.
@@ -213,7 +221,7 @@ impl HttpSettings {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -231,7 +239,7 @@ impl Default for LogSettings {
 }
 
 /// Tokens and password hashing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 signing key of access tokens (at least 32 bytes). Unset in development: generated
@@ -264,7 +272,7 @@ impl Default for AuthSettings {
 }
 
 /// Per-client-IP rate limit of the login and register routes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     pub enabled: bool,
@@ -285,8 +293,20 @@ impl Default for RateLimitSettings {
 }
 
 impl Settings {
-    /// Loads defaults → `file` (or the file named by `ORDERD_CONFIG`) → `ORDERD_*` variables.
+    /// Loads defaults → `file` (or the file named by `ORDERD_CONFIG`) → Node system variables
+    /// → `ORDERD_*` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::from_figment(&Self::figment(file)?)
+    }
+
+    /// The settings in `figment`.
+    pub fn from_figment(figment: &Figment) -> anyhow::Result<Self> {
+        figment.extract().context("Failed to read the settings")
+    }
+
+    /// The layered sources [`Settings::load`] reads, for tools that also say where each
+    /// value came from (`orderd config show`).
+    pub fn figment(file: Option<&Path>) -> anyhow::Result<Figment> {
         let file = file
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from));
@@ -297,6 +317,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
+        figment = figment.merge(crate::node_env::NodeAliases::from_env());
         // `ORDERD_TEST_*` belongs to the test harness (service endpoints), never to settings.
         figment = figment.merge(
             Env::prefixed("ORDERD_")
@@ -304,7 +325,7 @@ impl Settings {
                 .split("__")
                 .ignore(&["config"]),
         );
-        figment.extract().context("Failed to read the settings")
+        Ok(figment)
     }
 
     /// Whether this process must run with production safeguards.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::counters::{Counters, Drain, wait_for_drain};
 use super::summary::Value;
 use crate::load::{self, Fixture, Outcome, Plan};
-use crate::server::{Memory, read_memory, reset_peak_memory};
+use crate::server::{Memory, read_cpu, read_memory, reset_peak_memory};
 
 /// How often the server's memory is sampled during the closed loop.
 const MEMORY_EVERY: Duration = Duration::from_millis(100);
@@ -35,6 +35,10 @@ pub struct ClosedLoop {
     pub end: Option<Memory>,
     /// The largest `VmRSS` sampled during the load.
     pub sampled_peak_kib: Option<u64>,
+    /// CPU time the server used during the load (user + system, all its threads).
+    pub server_cpu: Option<Duration>,
+    /// CPU time this load generator used meanwhile: it shares the machine's cores.
+    pub client_cpu: Option<Duration>,
 }
 
 impl ClosedLoop {
@@ -60,6 +64,14 @@ impl ClosedLoop {
             return 0.0;
         }
         (self.after.processed - self.before.processed) / placed
+    }
+
+    /// Server CPU microseconds per order committed during the load: the cost that sets how
+    /// many orders per second the machine's cores can take in and complete.
+    pub fn server_cpu_us_per_order(&self) -> Option<f64> {
+        let placed = self.after.placed - self.before.placed;
+        let cpu = self.server_cpu?;
+        (placed > 0.0).then(|| cpu.as_secs_f64() * 1e6 / placed)
     }
 
     /// Committed orders not yet processed (or failed) when the load stopped.
@@ -104,10 +116,14 @@ pub async fn closed_loop(fixture: &Fixture, pid: u32, plan: &Plan) -> anyhow::Re
     let peak_reset = reset_peak_memory(pid);
     let start = read_memory(pid).ok();
     let before = Counters::read(&fixture.api).await?;
+    let cpu_before = (read_cpu(pid).ok(), read_cpu(std::process::id()).ok());
     let started = Instant::now();
     let outcome = load::drive(fixture, plan).await;
+    let cpu_after = (read_cpu(pid).ok(), read_cpu(std::process::id()).ok());
     let after = Counters::read(&fixture.api).await?;
     let window = started.elapsed();
+    let used =
+        |before: Option<Duration>, after: Option<Duration>| Some(after?.saturating_sub(before?));
     let end = read_memory(pid).ok();
     stop.store(true, Ordering::Relaxed);
     let sampled = sampler.await.ok().flatten();
@@ -124,6 +140,8 @@ pub async fn closed_loop(fixture: &Fixture, pid: u32, plan: &Plan) -> anyhow::Re
         start,
         end,
         sampled_peak_kib,
+        server_cpu: used(cpu_before.0, cpu_after.0),
+        client_cpu: used(cpu_before.1, cpu_after.1),
     })
 }
 

@@ -111,6 +111,12 @@ impl RunReport {
                 open.and_then(|o| exact(o.outcome.rate())),
             ),
             Figure::new(
+                "closed: server CPU per order",
+                Unit::Micros,
+                Goal::None,
+                c.server_cpu_us_per_order().map(Value::exact),
+            ),
+            Figure::new(
                 "open: commit → processed p50",
                 Unit::Millis,
                 Goal::None,
@@ -169,6 +175,22 @@ impl RunReport {
             c.after.processed,
             c.after.processed - c.before.processed,
             c.after.failed - c.before.failed
+        );
+        let cores = |cpu: Option<std::time::Duration>| {
+            cpu.map_or_else(
+                || "unreadable".to_owned(),
+                |cpu| {
+                    format!(
+                        "{:.2} cores",
+                        cpu.as_secs_f64() / c.window.as_secs_f64().max(1e-9)
+                    )
+                },
+            )
+        };
+        println!(
+            "  CPU during the load: server {}, load generator {}",
+            cores(c.server_cpu),
+            cores(c.client_cpu)
         );
         print_drain("  drain", &self.drain, c.backlog());
         if let Some(settle) = &self.settle {

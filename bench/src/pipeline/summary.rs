@@ -28,6 +28,8 @@ pub enum Unit {
     Seconds,
     /// Milliseconds.
     Millis,
+    /// Microseconds.
+    Micros,
     /// MiB.
     Mebibytes,
 }
@@ -41,6 +43,7 @@ impl Unit {
             Unit::Seconds => format!("{v:.2} s"),
             Unit::Millis if v >= 1000.0 => format!("{} ms", thousands(v)),
             Unit::Millis => format!("{v:.1} ms"),
+            Unit::Micros => format!("{} µs", thousands(v)),
             Unit::Mebibytes => format!("{v:.1} MiB"),
         }
     }
@@ -48,7 +51,7 @@ impl Unit {
     /// The number alone, for the low end of a range.
     fn bare(self, v: f64) -> String {
         match self {
-            Unit::PerSecond | Unit::Orders => thousands(v),
+            Unit::PerSecond | Unit::Orders | Unit::Micros => thousands(v),
             Unit::Percent => format!("{v:.1}"),
             Unit::Seconds => format!("{v:.2}"),
             Unit::Millis if v >= 1000.0 => thousands(v),

@@ -2,6 +2,7 @@
 //! family lives in its own file; this one only declares the shape and dispatches.
 
 pub mod admin;
+pub mod config;
 pub mod plugin;
 pub mod queue;
 pub mod serve;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Create the SQS queue and its dead-letter queue.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Inspect the effective settings.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 impl Cli {
@@ -39,6 +43,7 @@ impl Cli {
             Command::Serve(args) => args.run(),
             Command::Admin(cmd) => cmd.run(),
             Command::Queue(cmd) => cmd.run(),
+            Command::Config(cmd) => cmd.run(),
         }
     }
 }

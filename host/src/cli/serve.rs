@@ -40,6 +40,9 @@ impl ServeArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let settings = Settings::load(self.config.as_deref())?;
         crate::telemetry::init(&settings.log);
+        for warning in crate::node_env::warnings() {
+            tracing::warn!("{warning}");
+        }
         let roles = Roles::parse(self.roles.as_deref().unwrap_or(&settings.roles))?;
         if self.demo && settings.is_production() {
             bail!("--demo is for development only; it is refused in production mode");

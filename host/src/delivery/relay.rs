@@ -1,8 +1,8 @@
 //! The outbox relay: moves committed outbox events to the queue.
 //!
 //! Each pass claims due events with a lease (several relays, in one process or many, never
-//! publish one event at the same time), sends them in batches of up to ten — all batches of
-//! the pass at once —, and marks the sent ones published in one store call. The store never leases an event while an earlier event of its order is
+//! publish one event at the same time), sends them in batches as large as the queue takes (ten
+//! on SQS; a whole pass on the embedded queue) — all batches of the pass at once —, and marks the sent ones published in one store call. The store never leases an event while an earlier event of its order is
 //! unpublished, so one order's events reach the queue in the order they were written.
 //! A failed publish counts an attempt and backs the event off exponentially, with jitter, up
 //! to a cap; after `max_attempts` it is `dead` (counted in `/metrics` — the
@@ -20,19 +20,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::backoff;
-use super::queue::{MAX_BATCH, OutgoingMessage, Queue, SendReport};
+use super::queue::{OutgoingMessage, Queue, SendReport};
 use super::role_health::{RELAY, RoleHealth};
 pub use super::worker::Outcome;
 use crate::domain::OutboxEvent;
 use crate::storage::OutboxStore;
 
 /// Relay settings (`[relay]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelaySettings {
     /// Pause between polls when idle; the in-process wake-up makes local orders faster.
@@ -40,7 +40,7 @@ pub struct RelaySettings {
     /// How long a claim protects events from other relays; a relay that dies mid-publish
     /// delays its events by this much.
     pub lease_ms: u64,
-    /// Events claimed per pass (published in batches of ten).
+    /// Events claimed per pass (published in batches as large as the queue takes).
     pub claim_limit: u32,
     /// Publish attempts before an event is `dead`.
     pub max_attempts: u32,
@@ -118,14 +118,17 @@ impl Relay {
             return Ok(Outcome::Idle);
         }
         // Every chunk goes to the queue at once; the sent ones are marked in one store call.
-        let sends = events.chunks(MAX_BATCH).map(|chunk| self.send(chunk));
+        let chunk_size = self.queue.max_batch().max(1);
+        let sends = events.chunks(chunk_size).map(|chunk| self.send(chunk));
         let reports = futures::future::join_all(sends).await;
         let mut published: Vec<&OutboxEvent> = Vec::with_capacity(events.len());
         let mut failed: Vec<(&OutboxEvent, String)> = Vec::new();
-        for (chunk, report) in events.chunks(MAX_BATCH).zip(reports) {
+        for (chunk, report) in events.chunks(chunk_size).zip(reports) {
+            let sent: std::collections::HashSet<&str> =
+                report.sent.iter().map(String::as_str).collect();
             for event in chunk {
                 let hex = event.dedup_id();
-                if report.sent.contains(&hex) {
+                if sent.contains(hex.as_str()) {
                     published.push(event);
                 } else {
                     let reason = report.failed.iter().find(|(id, _)| *id == hex).map_or_else(
@@ -156,7 +159,7 @@ impl Relay {
         Ok(Outcome::Processed(events.len()))
     }
 
-    /// Sends one chunk (≤ [`MAX_BATCH`]); a failed call reports every entry failed.
+    /// Sends one chunk (≤ [`Queue::max_batch`]); a failed call reports every entry failed.
     async fn send(&self, events: &[OutboxEvent]) -> SendReport {
         let mut messages = Vec::with_capacity(events.len());
         for e in events {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,7 @@ pub const ROLE_RESTARTS_TOTAL: &str = "orderd_role_restarts_total";
 pub const HANDLER_PANICS_TOTAL: &str = "orderd_handler_panics_total";
 
 /// Supervision settings (`[delivery]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {
     /// `/api/ready` answers 503 when a role of this process has had no good pass for longer

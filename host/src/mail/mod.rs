@@ -2,8 +2,8 @@
 //! it to one of two transports:
 //!
 //! * **file** (the embedded default): one `.eml` file per message under `<data dir>/mail`,
-//!   named after the Message-ID and written atomically (temporary file + rename), so sending
-//!   the same message twice leaves one file, as a mail system that drops duplicate
+//!   named after the Message-ID and written atomically (it appears complete or not at all),
+//!   readable by its owner only; sending the same message twice leaves one file, as a mail system that drops duplicate
 //!   Message-IDs would.
 //! * **smtp**: a pool of concurrent connections with Nagle off (see [`smtp`]), plain,
 //!   STARTTLS or implicit TLS, with optional credentials (MailTrap, Mailpit, any relay).
@@ -19,12 +19,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Id;
 
 /// Mail settings (`[mail]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// "file" (default) or "smtp".
@@ -49,7 +49,7 @@ impl Default for MailSettings {
 }
 
 /// The mail transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailTransportKind {
     File,
@@ -57,7 +57,7 @@ pub enum MailTransportKind {
 }
 
 /// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
     /// No encryption (local sinks such as Mailpit or aiosmtpd).
@@ -69,7 +69,7 @@ pub enum SmtpSecurity {
 }
 
 /// SMTP server settings (`[mail.smtp]`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -255,7 +255,7 @@ impl Mailer {
         let started = std::time::Instant::now();
         let result = match &self.transport {
             // The file appears only by the final rename: a failure wrote nothing visible.
-            Transport::File(dir) => write_eml(dir, &email.message_id, &message.formatted())
+            Transport::File(dir) => write_eml(dir, &email.message_id, message.formatted())
                 .await
                 .map_err(SendError::NotSent),
             Transport::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
@@ -293,15 +293,118 @@ fn eml_name(message_id: &str) -> String {
     format!("{stem}.eml")
 }
 
-async fn write_eml(dir: &Path, message_id: &str, bytes: &[u8]) -> anyhow::Result<()> {
+async fn write_eml(dir: &Path, message_id: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+    let dir = dir.to_owned();
     let name = eml_name(message_id);
+    // One hop to a blocking thread for the whole write, not one per file operation.
+    tokio::task::spawn_blocking(move || place_eml(&dir, &name, &bytes))
+        .await
+        .context("The e-mail writer thread failed")?
+}
+
+/// Writes `bytes` as `dir/name` so that the file appears complete or not at all.
+///
+/// On Linux the data goes into an unnamed file (`O_TMPFILE`) that is then linked under its
+/// name: one directory entry is added, where a temporary name + rename adds one, removes it
+/// and adds another (at thousands of e-mails per second the directory updates were a visible
+/// share of the consumer's CPU). A name that already exists is the same message sent before
+/// (the name is its Message-ID), so it is left as it is. Where `O_TMPFILE` is not supported
+/// (other systems, some file systems) a temporary file is renamed into place.
+fn place_eml(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(result) = linux::link_unnamed(dir, name, bytes) {
+        return result;
+    }
     let tmp = dir.join(format!(".{name}.{}.tmp", Id::new()));
-    tokio::fs::write(&tmp, bytes)
-        .await
-        .with_context(|| format!("Failed to write {}", tmp.display()))?;
-    tokio::fs::rename(&tmp, dir.join(&name))
-        .await
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| file.write_all(bytes))
+            .with_context(|| format!("Failed to write {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, dir.join(name))
         .with_context(|| format!("Failed to move the e-mail into place as {name}"))
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    //! `O_TMPFILE` + `linkat`: std has no API for either, so they are called through `libc`.
+
+    use std::ffi::CString;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::Path;
+
+    use anyhow::Context;
+
+    /// `None` when the directory's file system cannot make unnamed files (the caller falls
+    /// back to a rename); otherwise the outcome of writing and linking.
+    pub fn link_unnamed(dir: &Path, name: &str, bytes: &[u8]) -> Option<anyhow::Result<()>> {
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+        {
+            Ok(file) => file,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                ) && dir.is_dir() =>
+            {
+                return None;
+            }
+            Err(e) => {
+                return Some(
+                    Err(e).with_context(|| format!("Failed to create a file in {}", dir.display())),
+                );
+            }
+        };
+        Some(write_and_link(&mut file, dir, name, bytes))
+    }
+
+    fn write_and_link(
+        file: &mut std::fs::File,
+        dir: &Path,
+        name: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        file.write_all(bytes)
+            .with_context(|| format!("Failed to write the e-mail {name}"))?;
+        // Linking an unnamed file by descriptor (`AT_EMPTY_PATH`) needs a capability; its
+        // `/proc/self/fd` entry followed as a symlink does not.
+        let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .context("A descriptor path has no NUL byte")?;
+        let target = CString::new(dir.join(name).as_os_str().as_bytes())
+            .context("The mail directory's path has a NUL byte")?;
+        // SAFETY: both paths are NUL-terminated strings that outlive the call.
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                source.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if linked == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EEXIST) {
+            return Ok(());
+        }
+        Err(error).with_context(|| format!("Failed to link the e-mail into place as {name}"))
+    }
 }
 
 #[cfg(test)]
@@ -349,6 +452,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Subject: Order confirmed"));
+        // Customers' addresses and orders: readable by the owner only.
+        use std::os::unix::fs::PermissionsExt;
+        for file in &files {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
     }
 
     #[test]

@@ -19,36 +19,49 @@ pub fn message(n: usize) -> OutgoingMessage {
     }
 }
 
-pub async fn batches_of_ten_are_sent_and_eleven_refused(queue: Arc<dyn Queue>) {
-    let ten: Vec<_> = (0..10).map(message).collect();
-    let report = queue.send_batch(&ten).await.unwrap();
-    assert_eq!(report.sent.len(), 10);
+pub async fn a_full_batch_is_sent_and_one_more_refused(queue: Arc<dyn Queue>) {
+    let max = queue.max_batch();
+    assert!(max >= 10, "every backend takes at least SQS's ten");
+    let full: Vec<_> = (0..max).map(message).collect();
+    let report = queue.send_batch(&full).await.unwrap();
+    assert_eq!(report.sent.len(), max);
     assert!(report.failed.is_empty());
-    let eleven: Vec<_> = (0..11).map(message).collect();
+    let over: Vec<_> = (0..=max).map(message).collect();
     assert!(matches!(
-        queue.send_batch(&eleven).await,
-        Err(QueueError::BatchTooLarge(11))
+        queue.send_batch(&over).await,
+        Err(QueueError::BatchTooLarge { len, max: limit }) if len == max + 1 && limit == max
+    ));
+    assert!(matches!(
+        queue.receive(max + 1, Duration::ZERO, VIS).await,
+        Err(QueueError::BatchTooLarge { .. })
     ));
     let mut bodies = Vec::new();
-    while bodies.len() < 10 {
+    while bodies.len() < max {
         let got = queue
-            .receive(10, Duration::from_secs(1), VIS)
+            .receive(max, Duration::from_secs(1), VIS)
             .await
             .unwrap();
         assert!(
             !got.is_empty(),
-            "only {} of 10 messages came back",
+            "only {} of {max} messages came back",
             bodies.len()
         );
-        for m in got {
-            queue.delete(&m.receipt).await.unwrap();
-            bodies.push(m.body);
-        }
+        let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+        queue.delete_batch(&receipts).await.unwrap();
+        bodies.extend(got.into_iter().map(|m| m.body));
     }
     bodies.sort();
-    let mut expected: Vec<_> = (0..10).map(|n| format!("body {n}")).collect();
+    let mut expected: Vec<_> = (0..max).map(|n| format!("body {n}")).collect();
     expected.sort();
     assert_eq!(bodies, expected);
+    assert!(
+        queue
+            .receive(max, Duration::ZERO, VIS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deleted batch does not come back"
+    );
 }
 
 pub async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(
@@ -193,7 +206,7 @@ macro_rules! embedded_cases {
 }
 
 embedded_cases!(
-    batches_of_ten_are_sent_and_eleven_refused,
+    a_full_batch_is_sent_and_one_more_refused,
     a_received_message_is_hidden_until_its_visibility_timeout_passes,
     a_deleted_message_never_returns,
     visibility_can_be_extended_and_a_zero_visibility_returns_the_message_at_once,

@@ -55,7 +55,7 @@ macro_rules! sqs_cases {
 }
 
 sqs_cases!(
-    batches_of_ten_are_sent_and_eleven_refused,
+    a_full_batch_is_sent_and_one_more_refused,
     a_received_message_is_hidden_until_its_visibility_timeout_passes,
     a_deleted_message_never_returns,
     visibility_can_be_extended_and_a_zero_visibility_returns_the_message_at_once,

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,7 @@ pub use batch::Verdict;
 pub use email::{EmailKind, EmailRenderer, stored_order};
 
 use crate::delivery::backoff::{backoff, ceiling};
-use crate::delivery::queue::{MAX_BATCH, Queue, ReceivedMessage};
+use crate::delivery::queue::{Queue, ReceivedMessage};
 use crate::delivery::role_health::{CONSUMER, RoleHealth};
 use crate::delivery::supervisor::contain;
 use crate::delivery::worker::Outcome;
@@ -48,13 +48,18 @@ use crate::domain::{EventType, OrderStatus};
 use crate::mail::Mailer;
 use crate::storage::Store;
 
+/// Messages asked for per receive by default: a batch is started and recorded in one store
+/// write each, so larger batches cost less per message; half of `concurrency` keeps a second
+/// batch being received while one is handled. SQS clamps it to ten.
+const DEFAULT_BATCH: usize = 32;
+
 /// Consumer settings (`[consumer]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerSettings {
     /// Messages handled at once.
     pub concurrency: usize,
-    /// Messages asked for per receive (≤ 10).
+    /// Messages asked for per receive, at most what the queue takes per call (10 on SQS).
     pub batch_size: usize,
     /// Long-poll wait per receive (SQS allows up to 20 s).
     pub wait_ms: u64,
@@ -81,7 +86,7 @@ impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
             concurrency: 64,
-            batch_size: MAX_BATCH,
+            batch_size: DEFAULT_BATCH,
             wait_ms: 10_000,
             visibility_ms: 30_000,
             email_claim_ms: 60_000,
@@ -177,7 +182,7 @@ impl Consumer {
 
     /// One pass without waiting: receive a batch, handle it, settle each message.
     pub async fn try_run_once(&self) -> anyhow::Result<Outcome> {
-        let batch = self.settings.batch_size.clamp(1, MAX_BATCH);
+        let batch = self.settings.batch_size.clamp(1, self.queue.max_batch());
         let messages = self
             .queue
             .receive(batch, Duration::ZERO, self.settings.visibility())
@@ -322,7 +327,7 @@ impl Consumer {
 
     /// Runs until `shutdown`: long-poll, hand messages to tasks, then drain.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let batch = self.settings.batch_size.clamp(1, MAX_BATCH);
+        let batch = self.settings.batch_size.clamp(1, self.queue.max_batch());
         let wait = Duration::from_millis(self.settings.wait_ms);
         let mut tasks = JoinSet::new();
         let mut failures = 0u32;

@@ -50,6 +50,11 @@ CREATE TABLE queue_messages (
 CREATE INDEX queue_messages_ready ON queue_messages (queue, visible_at, seq);
 "#;
 
+/// The most messages one call sends, receives or deletes. SQS stops at ten per call; rows in
+/// one local transaction have no such limit, and larger batches let the relay publish a
+/// whole pass and the consumer record a whole batch in one write each.
+pub const EMBEDDED_MAX_BATCH: usize = 256;
+
 /// Default pause between idle polls of the table (other processes, expired visibility).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -255,8 +260,12 @@ fn receipt_seq(receipt: &str) -> Option<i64> {
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
+    fn max_batch(&self) -> usize {
+        EMBEDDED_MAX_BATCH
+    }
+
     async fn send_batch(&self, messages: &[super::OutgoingMessage]) -> QueueResult<SendReport> {
-        check_batch(messages.len())?;
+        check_batch(messages.len(), EMBEDDED_MAX_BATCH)?;
         if messages.is_empty() {
             return Ok(SendReport::default());
         }
@@ -301,7 +310,7 @@ impl Queue for EmbeddedQueue {
         wait: Duration,
         visibility: Duration,
     ) -> QueueResult<Vec<ReceivedMessage>> {
-        check_batch(max)?;
+        check_batch(max, EMBEDDED_MAX_BATCH)?;
         let max = max.max(1);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -345,7 +354,7 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
-        check_batch(receipts.len())?;
+        check_batch(receipts.len(), EMBEDDED_MAX_BATCH)?;
         let rows: Vec<(i64, String)> = receipts
             .iter()
             .filter_map(|r| receipt_seq(r).map(|seq| (seq, r.clone())))

@@ -1,5 +1,5 @@
 //! The message queue between the outbox relay and the consumer, with Amazon SQS's semantics:
-//! batches of at most ten, long-poll receive with a visibility timeout, delete and
+//! batches of a bounded size (ten on SQS, [`Queue::max_batch`]), long-poll receive with a visibility timeout, delete and
 //! change-visibility by receipt handle, an approximate receive count, and redrive to a
 //! dead-letter queue after a configurable number of receives.
 //!
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The most messages SQS accepts in one send or returns from one receive.
 pub const MAX_BATCH: usize = 10;
@@ -66,9 +66,9 @@ pub struct QueueDepth {
 /// Why a queue call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// More than [`MAX_BATCH`] entries in one call; nothing was sent.
-    #[error("a batch holds at most {MAX_BATCH} messages, got {0}")]
-    BatchTooLarge(usize),
+    /// More entries in one call than the backend takes ([`Queue::max_batch`]); nothing was sent.
+    #[error("a batch holds at most {max} messages, got {len}")]
+    BatchTooLarge { len: usize, max: usize },
     /// The receipt handle is unknown or stale (the message was deleted or received again).
     #[error("receipt handle is not valid any more")]
     InvalidReceipt,
@@ -88,9 +88,14 @@ pub type QueueResult<T> = Result<T, QueueError>;
 /// A queue with SQS semantics. Every call is safe to make from many tasks and processes.
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Sends up to [`MAX_BATCH`] messages; per-entry failures are reported, not raised.
+    /// The most messages one send, receive or delete call takes: [`MAX_BATCH`] (SQS's limit)
+    /// unless a backend allows more.
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+    /// Sends up to [`Queue::max_batch`] messages; per-entry failures are reported, not raised.
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> QueueResult<SendReport>;
-    /// Receives up to `max` (≤ [`MAX_BATCH`]) messages, waiting up to `wait` for the first
+    /// Receives up to `max` (≤ [`Queue::max_batch`]) messages, waiting up to `wait` for the first
     /// one; each stays invisible for `visibility`. A message already received as often as the
     /// redrive limit moves to the dead-letter queue instead of being returned.
     async fn receive(
@@ -102,10 +107,10 @@ pub trait Queue: Send + Sync {
     /// Deletes a received message. A stale receipt (the message came back and was received
     /// again) deletes nothing and is not an error, as in SQS.
     async fn delete(&self, receipt: &str) -> QueueResult<()>;
-    /// Deletes up to [`MAX_BATCH`] received messages in one call (SQS `DeleteMessageBatch`);
-    /// stale receipts delete nothing and are not errors.
+    /// Deletes up to [`Queue::max_batch`] received messages in one call (SQS
+    /// `DeleteMessageBatch`); stale receipts delete nothing and are not errors.
     async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
-        check_batch(receipts.len())?;
+        check_batch(receipts.len(), self.max_batch())?;
         for receipt in receipts {
             match self.delete(receipt).await {
                 Ok(()) | Err(QueueError::InvalidReceipt) => {}
@@ -128,7 +133,7 @@ pub trait Queue: Send + Sync {
 }
 
 /// Which queue backend to use and how; part of the service settings (`[queue]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
     /// "embedded" (default) or "sqs".
@@ -150,7 +155,7 @@ pub struct QueueSettings {
 }
 
 /// The queue backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueBackend {
     Embedded,
@@ -180,10 +185,10 @@ pub fn dead_letter_name(name: &str) -> String {
     }
 }
 
-/// Refuses a batch larger than SQS accepts.
-pub(crate) fn check_batch(len: usize) -> QueueResult<()> {
-    if len > MAX_BATCH {
-        return Err(QueueError::BatchTooLarge(len));
+/// Refuses a batch larger than `max`.
+pub(crate) fn check_batch(len: usize, max: usize) -> QueueResult<()> {
+    if len > max {
+        return Err(QueueError::BatchTooLarge { len, max });
     }
     Ok(())
 }
@@ -203,10 +208,10 @@ mod tests {
 
     #[test]
     fn a_batch_of_ten_is_accepted_and_eleven_is_refused() {
-        assert!(check_batch(MAX_BATCH).is_ok());
+        assert!(check_batch(MAX_BATCH, MAX_BATCH).is_ok());
         assert!(matches!(
-            check_batch(MAX_BATCH + 1),
-            Err(QueueError::BatchTooLarge(11))
+            check_batch(MAX_BATCH + 1, MAX_BATCH),
+            Err(QueueError::BatchTooLarge { len: 11, max: 10 })
         ));
     }
 }

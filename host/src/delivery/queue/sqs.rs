@@ -19,8 +19,8 @@ use aws_sdk_sqs::types::{
 };
 
 use super::{
-    Queue, QueueDepth, QueueError, QueueResult, QueueSettings, ReceivedMessage, SendReport,
-    check_batch, dead_letter_name,
+    MAX_BATCH, Queue, QueueDepth, QueueError, QueueResult, QueueSettings, ReceivedMessage,
+    SendReport, check_batch, dead_letter_name,
 };
 
 /// SQS accepts long polls of at most 20 s.
@@ -233,7 +233,7 @@ fn entry_id(index: usize) -> String {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send_batch(&self, messages: &[super::OutgoingMessage]) -> QueueResult<SendReport> {
-        check_batch(messages.len())?;
+        check_batch(messages.len(), MAX_BATCH)?;
         if messages.is_empty() {
             return Ok(SendReport::default());
         }
@@ -280,7 +280,7 @@ impl Queue for SqsQueue {
         wait: Duration,
         visibility: Duration,
     ) -> QueueResult<Vec<ReceivedMessage>> {
-        check_batch(max)?;
+        check_batch(max, MAX_BATCH)?;
         let out = self
             .client
             .receive_message()
@@ -336,7 +336,7 @@ impl Queue for SqsQueue {
     }
 
     async fn delete_batch(&self, receipts: &[String]) -> QueueResult<()> {
-        check_batch(receipts.len())?;
+        check_batch(receipts.len(), MAX_BATCH)?;
         if receipts.is_empty() {
             return Ok(());
         }
