@@ -11,6 +11,7 @@ pub mod http;
 pub mod mail;
 pub mod memory;
 pub mod plugins;
+pub mod private_files;
 pub mod service;
 pub mod startup;
 pub mod storage;

@@ -206,7 +206,7 @@ impl Mailer {
 
     /// Writes `.eml` files into `dir` (created if missing).
     pub fn file(from: &str, dir: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir)
+        crate::private_files::create_dir_all(&dir)
             .with_context(|| format!("Failed to create the mail directory {}", dir.display()))?;
         Ok(Self {
             from: parse_mailbox(from)?,
@@ -296,7 +296,18 @@ fn eml_name(message_id: &str) -> String {
 async fn write_eml(dir: &Path, message_id: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let name = eml_name(message_id);
     let tmp = dir.join(format!(".{name}.{}.tmp", Id::new()));
-    tokio::fs::write(&tmp, bytes)
+    // Owner-only, like the directory: an e-mail names a customer and their order.
+    let write = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::private_files::FILE_MODE)
+            .open(&tmp)
+            .await?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
+        tokio::io::AsyncWriteExt::flush(&mut file).await
+    };
+    write
         .await
         .with_context(|| format!("Failed to write {}", tmp.display()))?;
     tokio::fs::rename(&tmp, dir.join(&name))
