@@ -3,7 +3,6 @@
 //! accepted and failing every order e-mail later. Accounts stored before the rule still sign in.
 
 use orderd::domain::{Email, Id, Password, Role, User, Username};
-use orderd::storage::Store as _;
 
 use crate::helpers::{assert_problem, error_fields, spawn_app, unique};
 
