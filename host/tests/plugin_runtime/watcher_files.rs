@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use orderd::plugins::{
-    MAX_COMPONENT_BYTES, PluginRuntime, PluginSource, RuntimeSettings, Slot, WatcherHandle,
+    FailurePolicy, MAX_COMPONENT_BYTES, PluginRuntime, PluginSource, RuntimeSettings, Slot, WatcherHandle,
     sha256_hex,
 };
 
@@ -43,10 +43,10 @@ fn watch(runtime: &PluginRuntime, dir: &Path) -> WatcherHandle {
 /// Configures the built-in e-mail plugin through `email.toml`: proof that the watcher is still
 /// working after it met the file under test.
 async fn watcher_still_works(runtime: &PluginRuntime, dir: &Path) {
-    std::fs::write(dir.join(".email.toml.tmp"), "[config]\nprobe = \"alive\"\n").unwrap();
+    std::fs::write(dir.join(".email.toml.tmp"), "policy = \"fallback\"\n").unwrap();
     std::fs::rename(dir.join(".email.toml.tmp"), dir.join("email.toml")).unwrap();
     wait_for(runtime, Slot::Email, "email.toml applies", |s| {
-        s.config == vec![("probe".to_owned(), "alive".to_owned())]
+        s.policy == Some(FailurePolicy::Fallback)
     })
     .await;
 }
