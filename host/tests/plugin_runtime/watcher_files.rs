@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use orderd::plugins::{
-    FailurePolicy, MAX_COMPONENT_BYTES, PluginRuntime, PluginSource, RuntimeSettings, Slot, WatcherHandle,
-    sha256_hex,
+    FailurePolicy, MAX_COMPONENT_BYTES, PluginRuntime, PluginSource, RuntimeSettings, Slot,
+    WatcherHandle, sha256_hex,
 };
 
 use crate::helpers::{component, defaults_runtime, settings};

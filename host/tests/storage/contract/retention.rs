@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use orderd::domain::{Id, OrderStatus, OutboxStatus};
+use orderd::domain::{Id, Order, OrderStatus, OutboxEvent, OutboxStatus, Product};
 use orderd::storage::{
     EmailClaim, PluginVersion, Pruned, RefreshGrant, Retention, RotateOutcome, Store,
 };
 
-use super::{Harness, now, place, stocked};
+use super::{Harness, now, order_of, place, stocked};
 
 const DAY: StdDuration = StdDuration::from_secs(24 * 3600);
 const LEASE: StdDuration = StdDuration::from_secs(30);
@@ -50,16 +50,16 @@ async fn family(store: &Arc<dyn Store>, at: DateTime<Utc>, expires_at: DateTime<
     token
 }
 
-/// Moves a pending order to `failed` the way the consumer gives up on one.
-async fn fail(store: &Arc<dyn Store>, id: Id, at: DateTime<Utc>) {
+/// A failed order of one `product`, written as failed (so no backend needs a transition to
+/// get there), and its event.
+async fn failed_order(store: &Arc<dyn Store>, product: &Product) -> (Order, OutboxEvent) {
+    let (mut order, takes, event) = order_of(Id::new(), &[(product, 1)]);
+    order.mark(OrderStatus::Failed, order.created_at);
     store
-        .transition_order(id, &[OrderStatus::Pending], OrderStatus::Processing, at)
+        .place_order(&order, &takes, &event, None)
         .await
         .unwrap();
-    store
-        .transition_order(id, &[OrderStatus::Processing], OrderStatus::Failed, at)
-        .await
-        .unwrap();
+    (order, event)
 }
 
 pub async fn a_prune_deletes_refresh_families_expired_longer_than_the_retention_with_their_tokens(
@@ -114,7 +114,7 @@ pub async fn a_prune_deletes_published_events_past_the_retention_but_never_unpub
     let tea = stocked(&store, 1, 100).await.remove(0);
     let (_, old) = place(&store, Id::new(), &[(&tea, 1)]).await;
     let (_, recent) = place(&store, Id::new(), &[(&tea, 1)]).await;
-    let (failed, failed_event) = place(&store, Id::new(), &[(&tea, 1)]).await;
+    let (failed, failed_event) = failed_order(&store, &tea).await;
     let t0 = now();
     let claimed = store.claim_outbox("relay", t0, LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
@@ -126,7 +126,6 @@ pub async fn a_prune_deletes_published_events_past_the_retention_but_never_unpub
         .mark_published(&[recent.id], "relay", t0 + Duration::hours(2))
         .await
         .unwrap();
-    fail(&store, failed.id, t0).await;
     let (_, pending) = place(&store, Id::new(), &[(&tea, 1)]).await;
 
     let early = t0 + Duration::days(1) - Duration::minutes(1);
@@ -186,8 +185,7 @@ pub async fn a_prune_deletes_email_send_records_past_the_retention_but_not_a_fai
         claim(held, t0 + Duration::hours(3)).await,
         EmailClaim::Claimed
     );
-    let (failed, failed_event) = place(&store, Id::new(), &[(&tea, 1)]).await;
-    fail(&store, failed.id, t0).await;
+    let (_, failed_event) = failed_order(&store, &tea).await;
     store
         .finish_email(failed_event.id, "<failed@orderd>", t0)
         .await
