@@ -291,16 +291,3 @@ pub async fn apply(
         }
     }
 }
-
-/// Brings `slot` of this instance to the store's active version.
-pub async fn converge_slot(
-    store: &dyn PluginStore,
-    runtime: &PluginRuntime,
-    slot: Slot,
-) -> Result<bool, ApplyError> {
-    let target = active_pointer(store, slot)
-        .await
-        .map_err(|e| ApplyError::Store(anyhow::Error::new(e)))?
-        .and_then(|a| a.version_id);
-    apply(store, runtime, slot, target).await
-}

@@ -22,7 +22,7 @@ pub const ORDER_TOO_LARGE: &str = "order-too-large";
 pub fn check_draft(rules: &dyn RuleProvider, draft: &OrderDraft) -> Result<(), OrderError> {
     for slot in [Slot::Validation, Slot::Tax] {
         if let Some(cap) = rules.input_cap_bytes(slot) {
-            fits(json_len(draft), cap)?;
+            fits(json_len(draft), cap, "the order")?;
         }
     }
     Ok(())
@@ -42,10 +42,15 @@ pub fn check_stored(
     let mut largest = order.clone();
     largest.status = OrderStatus::Processing;
     largest.cancelled_at = Some(order.created_at);
-    fits(json_len(&stored_order(&largest, customer)), cap)
+    fits(
+        json_len(&stored_order(&largest, customer)),
+        cap,
+        "the order's e-mail input",
+    )
 }
 
-fn fits(size: usize, cap: usize) -> Result<(), OrderError> {
+/// Refuses `what` when its `size` exceeds `cap`.
+fn fits(size: usize, cap: usize, what: &str) -> Result<(), OrderError> {
     if size <= cap {
         return Ok(());
     }
@@ -53,7 +58,7 @@ fn fits(size: usize, cap: usize) -> Result<(), OrderError> {
         "items",
         ORDER_TOO_LARGE,
         format!(
-            "the order is too large to process ({size} bytes where the rules accept {cap}); split it into smaller orders"
+            "{what} would be {size} bytes where the rules accept {cap}; split the order into smaller ones"
         ),
     )]))
 }

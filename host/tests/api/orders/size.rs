@@ -77,6 +77,9 @@ async fn every_accepted_order_renders_its_emails_and_the_first_too_large_one_is_
         let problem = assert_problem(response, 422, "validation").await;
         assert_eq!(error_fields(&problem), vec!["items"], "{problem}");
         assert_eq!(problem["errors"][0]["code"], "order-too-large", "{problem}");
+        // The draft itself was under the cap: what did not fit is the e-mail slot's input.
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("e-mail input"), "{message}");
         assert_eq!(app.stock_of(products[0].id).await, stock_before);
         assert_eq!(app.store.count_orders().await.unwrap(), orders_before);
         assert!(accepted >= 5, "only {accepted} lines fit in {CAP} bytes");
