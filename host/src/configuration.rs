@@ -154,6 +154,31 @@ pub struct StoreSettings {
     pub mongodb_database: String,
     /// How long the MongoDB inbox remembers processed event ids (TTL index).
     pub inbox_retention_secs: u64,
+    /// How long after it expired a refresh-token family (and its tokens) is deleted.
+    pub refresh_retention_secs: u64,
+    /// How long after it was published an outbox event is deleted.
+    pub outbox_retention_secs: u64,
+    /// How long after the e-mail went out its send record is deleted.
+    pub email_send_retention_secs: u64,
+    /// How long after its upload a plugin version is deleted, unless it is active or among
+    /// the newest `plugin_versions_kept` of its slot.
+    pub plugin_version_retention_secs: u64,
+    /// Newest versions of each slot kept whatever their age.
+    pub plugin_versions_kept: u32,
+}
+
+impl StoreSettings {
+    /// The retention of the records the pruner deletes (`storage::retention`).
+    pub fn retention(&self) -> crate::storage::Retention {
+        use std::time::Duration;
+        crate::storage::Retention {
+            refresh_families: Duration::from_secs(self.refresh_retention_secs),
+            published_events: Duration::from_secs(self.outbox_retention_secs),
+            email_sends: Duration::from_secs(self.email_send_retention_secs),
+            plugin_versions: Duration::from_secs(self.plugin_version_retention_secs),
+            plugin_versions_kept: self.plugin_versions_kept,
+        }
+    }
 }
 
 impl Default for StoreSettings {
@@ -163,6 +188,11 @@ impl Default for StoreSettings {
             mongodb_uri: None,
             mongodb_database: "orderd".into(),
             inbox_retention_secs: 7 * 24 * 3600,
+            refresh_retention_secs: 7 * 24 * 3600,
+            outbox_retention_secs: 7 * 24 * 3600,
+            email_send_retention_secs: 30 * 24 * 3600,
+            plugin_version_retention_secs: 30 * 24 * 3600,
+            plugin_versions_kept: 10,
         }
     }
 }
@@ -356,9 +386,31 @@ impl Settings {
     }
 }
 
+/// Refuses a kept secret that another user owns or may write (they could sign any token with
+/// a secret of their choosing), and warns when others may read it (they could sign tokens with
+/// it): it should be 0600.
+fn check_secret_file(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("Failed to read the JWT secret at {}", path.display()))?;
+    if let Some(why) = crate::private_files::untrusted(&meta) {
+        bail!(
+            "refusing the JWT secret at {}: {why}; make it owned by this user with mode 0600",
+            path.display()
+        );
+    }
+    if crate::private_files::readable_by_others(&meta) {
+        tracing::warn!(
+            path = %path.display(),
+            "the JWT secret is readable by other users, who could sign tokens with it; run chmod 600 on it"
+        );
+    }
+    Ok(())
+}
+
 /// Reads the secret kept at `path`, or creates it (owner-only permissions) when absent.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
     if path.exists() {
+        check_secret_file(path)?;
         let value = std::fs::read_to_string(path)
             .with_context(|| format!("Failed to read the JWT secret at {}", path.display()))?;
         let value = value.trim();
@@ -371,18 +423,13 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
         return Ok(Secret::new(value));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        crate::private_files::create_dir_all(dir)
             .with_context(|| format!("Failed to create {}", dir.display()))?;
     }
     let mut bytes = [0u8; 48];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     let value = hex::encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
+    let mut file = crate::private_files::create_new(path)
         .with_context(|| format!("Failed to create the JWT secret at {}", path.display()))?;
     file.write_all(value.as_bytes())
         .and_then(|()| file.sync_all())
@@ -476,5 +523,42 @@ mod tests {
         let second = settings.resolve_jwt_secret().unwrap();
         assert_eq!(first.expose(), second.expose());
         assert!(first.expose().len() >= MIN_JWT_SECRET_BYTES);
+    }
+
+    #[test]
+    fn the_generated_jwt_secret_and_its_directory_are_owner_only() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
+        settings.resolve_jwt_secret().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.path().join("data").join("jwt-secret")), 0o600);
+    }
+
+    #[test]
+    fn a_kept_jwt_secret_that_others_may_write_is_refused_and_one_they_may_read_still_loads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let path = dir.path().join("jwt-secret");
+        std::fs::write(&path, "k".repeat(64)).unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = settings.resolve_jwt_secret().unwrap_err();
+            assert!(format!("{err:#}").contains("write"), "{mode:o}: {err:#}");
+        }
+        // Readable by others: loaded, with a warning in the log.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            settings.resolve_jwt_secret().unwrap().expose(),
+            "k".repeat(64)
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod memory;
 pub mod node_env;
 pub mod plugins;
+pub mod private_files;
 pub mod service;
 pub mod startup;
 pub mod storage;

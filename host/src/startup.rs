@@ -315,6 +315,12 @@ impl Application {
                 token.clone(),
             ));
         }
+        // Both backends delete what is past its retention (storage::retention).
+        tasks.push(crate::storage::retention::spawn_pruner(
+            self.state.store.clone(),
+            settings.store.retention(),
+            token.clone(),
+        ));
         // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
         tasks.push(crate::service::plugin_sync::spawn_plugin_sync(
             self.state.store.clone(),

@@ -37,13 +37,61 @@ impl Username {
     }
 }
 
-/// A syntactically valid e-mail address (RFC 5321/5322 via `email_address`), lower-cased.
+/// An e-mail address every SMTP server accepts, lower-cased: a plain ASCII `local@domain`
+/// (RFC 5321/5322 syntax via `email_address`, with a dot-atom local part of at most 64 bytes
+/// and a domain with a dot). Quoted local parts (`"a b"@example.com`) and non-ASCII addresses
+/// are refused when an address is first accepted ([`Email::parse`]): many servers refuse them
+/// and orderd does not send with SMTPUTF8, so every e-mail to such a customer would fail. A
+/// non-ASCII domain is accepted in its ASCII (`xn--`) form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// Characters RFC 5322 allows unquoted in a local part, besides letters and digits.
+const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+
+fn invalid_email() -> ParseError {
+    ParseError::new(
+        "invalid-format",
+        "must be an e-mail address such as ada@example.com",
+    )
+}
+
 impl Email {
+    /// Parses an address given for a new account (registration, `orderd admin create`).
     pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let email = Self::parse_known(s)?;
+        let (local, _) = email.0.rsplit_once('@').ok_or_else(invalid_email)?;
+        if !email.0.is_ascii() {
+            return Err(ParseError::new(
+                "unsupported-address",
+                "must be ASCII (write an international domain in its xn-- form)",
+            ));
+        }
+        let dot_atom = local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(&b))
+        });
+        if !dot_atom {
+            return Err(ParseError::new(
+                "unsupported-address",
+                "must not have a quoted local part or unusual characters before the @",
+            ));
+        }
+        if local.len() > 64 {
+            return Err(ParseError::new(
+                "invalid-length",
+                "the part before the @ must be at most 64 characters",
+            ));
+        }
+        Ok(email)
+    }
+
+    /// Parses an address that may have been accepted before [`Email::parse`] became strict:
+    /// stored accounts and sign-in lookups, so such a customer can still sign in.
+    pub fn parse_known(s: &str) -> Result<Self, ParseError> {
         let trimmed = s.trim();
         if trimmed.len() > 254 {
             return Err(ParseError::new(
@@ -58,18 +106,10 @@ impl Email {
                 .without_display_text()
                 .without_domain_literal(),
         )
-        .map_err(|_| {
-            ParseError::new(
-                "invalid-format",
-                "must be an e-mail address such as ada@example.com",
-            )
-        })?;
+        .map_err(|_| invalid_email())?;
         // A bare host ("a@localhost") is legal but never a customer address.
         if !parsed.domain().contains('.') {
-            return Err(ParseError::new(
-                "invalid-format",
-                "must be an e-mail address such as ada@example.com",
-            ));
+            return Err(invalid_email());
         }
         Ok(Self(lowered))
     }
@@ -181,6 +221,33 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn quoted_and_non_ascii_addresses_are_refused_for_new_accounts_but_still_known() {
+        for odd in [
+            "\"ada lovelace\"@example.com",
+            "\"ada\"@example.com",
+            "adá@example.com",
+            "ada@exämple.com",
+            "用户@example.com",
+        ] {
+            let err = Email::parse(odd).unwrap_err();
+            assert_eq!(err.code, "unsupported-address", "{odd:?}");
+            // Stored before the rule: still readable, so the customer can sign in.
+            assert!(Email::parse_known(odd).is_ok(), "{odd:?}");
+        }
+        for fine in [
+            "ada.lovelace+orders@example.com",
+            "o'brien@example.co.uk",
+            "ada@xn--exmple-cua.com",
+        ] {
+            assert!(Email::parse(fine).is_ok(), "{fine:?}");
+        }
+        for bad in [".ada@example.com", "ada.@example.com", "a..b@example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
     }
 
     #[test]

@@ -27,8 +27,9 @@ use crate::plugins::{PluginSource, Slot, SlotStatus};
 use crate::service::plugins::{self as service, PluginAdminError, Upload, parse_policy};
 use crate::storage::PluginVersion;
 
-/// Largest component accepted by the upload route, in bytes.
-pub const MAX_WASM_BYTES: usize = 10 << 20;
+/// Largest component accepted by the upload route, in bytes (the same limit as the plugins
+/// directory's).
+pub const MAX_WASM_BYTES: usize = crate::plugins::MAX_COMPONENT_BYTES;
 
 /// The media type of an uploaded component.
 const WASM: &str = "application/wasm";

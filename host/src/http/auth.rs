@@ -304,7 +304,7 @@ pub async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let user = match Email::parse(&req.email) {
+    let user = match Email::parse_known(&req.email) {
         Ok(email) => state.store.user_by_email(email.as_str()).await?,
         Err(_) => None,
     };

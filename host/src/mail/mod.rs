@@ -206,7 +206,7 @@ impl Mailer {
 
     /// Writes `.eml` files into `dir` (created if missing).
     pub fn file(from: &str, dir: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir)
+        crate::private_files::create_dir_all(&dir)
             .with_context(|| format!("Failed to create the mail directory {}", dir.display()))?;
         Ok(Self {
             from: parse_mailbox(from)?,
@@ -322,7 +322,7 @@ fn place_eml(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(crate::private_files::FILE_MODE)
             .open(&tmp)
             .and_then(|mut file| file.write_all(bytes))
             .with_context(|| format!("Failed to write {}", tmp.display()))?;
@@ -350,7 +350,7 @@ mod linux {
     pub fn link_unnamed(dir: &Path, name: &str, bytes: &[u8]) -> Option<anyhow::Result<()>> {
         let mut file = match OpenOptions::new()
             .write(true)
-            .mode(0o600)
+            .mode(crate::private_files::FILE_MODE)
             .custom_flags(libc::O_TMPFILE)
             .open(dir)
         {

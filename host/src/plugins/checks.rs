@@ -18,14 +18,22 @@ pub const MAX_SUBJECT_BYTES: usize = 256;
 pub const MAX_HTML_BYTES: usize = 512 << 10;
 /// Largest e-mail text body, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256 << 10;
+/// Most tax lines one item may have (a split across a few rates, not an amplifier).
+pub const MAX_TAX_LINES_PER_ITEM: usize = 8;
+/// Longest tax rate name, in bytes.
+pub const MAX_RATE_NAME_BYTES: usize = 64;
 
 /// Checks a tax breakdown against the draft it was computed for.
 ///
 /// Every amount is non-negative and in the draft's currency; every line refers to an item of
-/// the draft; a line's taxable amount is at most the item's total and its tax at most the
-/// taxable amount (and the item's total) times `max_rate_bps`, rounded up to the minor unit;
-/// `total-tax` is the sum of the lines; `by-rate` has exactly one entry per (rate name, rate)
-/// of the lines, with their summed taxable amounts and taxes.
+/// the draft, and an item has at most [`MAX_TAX_LINES_PER_ITEM`] lines; a rate name is at
+/// most [`MAX_RATE_NAME_BYTES`]; a line's taxable amount is at most the item's total and its
+/// tax at most the taxable amount times `max_rate_bps`, rounded up to the minor unit; per
+/// item, the lines' taxable amounts add up to at most the item's total and their taxes to at
+/// most the item's total times `max_rate_bps` (so splitting an item over many lines cannot
+/// charge the maximum rate many times); `total-tax` is the sum of the lines; `by-rate` has
+/// exactly one entry per (rate name, rate) of the lines, with their summed taxable amounts and
+/// taxes.
 pub fn check_tax(draft: &OrderDraft, out: &TaxBreakdown, max_rate_bps: u32) -> Result<(), String> {
     let money = |what: &str, m: &Money| -> Result<i128, String> {
         if m.amount < 0 {
@@ -41,8 +49,18 @@ pub fn check_tax(draft: &OrderDraft, out: &TaxBreakdown, max_rate_bps: u32) -> R
     };
     let cap = |base: i128| (base * i128::from(max_rate_bps) + 9_999) / 10_000;
 
+    let max_lines = draft.items.len().saturating_mul(MAX_TAX_LINES_PER_ITEM);
+    if out.lines.len() > max_lines {
+        return Err(format!(
+            "{} tax lines for {} items; at most {MAX_TAX_LINES_PER_ITEM} per item are allowed",
+            out.lines.len(),
+            draft.items.len()
+        ));
+    }
     let mut sum = 0i128;
     let mut groups: BTreeMap<(&str, u32), (i128, i128)> = BTreeMap::new();
+    // Per item: (lines, taxable, tax) over all its lines.
+    let mut per_item = vec![(0usize, 0i128, 0i128); draft.items.len()];
     for (i, line) in out.lines.iter().enumerate() {
         let Some(item) = draft.items.get(line.item_index as usize) else {
             return Err(format!(
@@ -51,6 +69,12 @@ pub fn check_tax(draft: &OrderDraft, out: &TaxBreakdown, max_rate_bps: u32) -> R
                 draft.items.len()
             ));
         };
+        if line.rate_name.len() > MAX_RATE_NAME_BYTES {
+            return Err(format!(
+                "lines[{i}].rate-name is {} bytes; at most {MAX_RATE_NAME_BYTES} are allowed",
+                line.rate_name.len()
+            ));
+        }
         let taxable = money(&format!("lines[{i}].taxable"), &line.taxable)?;
         let tax = money(&format!("lines[{i}].tax"), &line.tax)?;
         let item_total = i128::from(item.unit_price.amount) * i128::from(item.quantity);
@@ -62,6 +86,28 @@ pub fn check_tax(draft: &OrderDraft, out: &TaxBreakdown, max_rate_bps: u32) -> R
         if tax > cap(taxable) {
             return Err(format!(
                 "lines[{i}].tax ({tax}) exceeds {max_rate_bps} bps of its taxable amount ({taxable})"
+            ));
+        }
+        let totals = &mut per_item[line.item_index as usize];
+        totals.0 += 1;
+        totals.1 += taxable;
+        totals.2 += tax;
+        if totals.0 > MAX_TAX_LINES_PER_ITEM {
+            return Err(format!(
+                "item {} has more than {MAX_TAX_LINES_PER_ITEM} tax lines",
+                line.item_index
+            ));
+        }
+        if totals.1 > item_total {
+            return Err(format!(
+                "the lines of item {} are taxable on {} in all, more than the item's total ({item_total})",
+                line.item_index, totals.1
+            ));
+        }
+        if totals.2 > cap(item_total) {
+            return Err(format!(
+                "the lines of item {} charge {} in all, more than {max_rate_bps} bps of the item's total ({item_total})",
+                line.item_index, totals.2
             ));
         }
         sum += tax;
@@ -315,6 +361,89 @@ mod tests {
         let mut b = breakdown(vec![line(0, 1000, 180)]);
         b.by_rate.clear();
         assert!(check_tax(&d, &b, 10_000).is_err());
+    }
+
+    fn named(index: u32, name: &str, taxable: i64, tax: i64) -> TaxLine {
+        TaxLine {
+            rate_name: name.into(),
+            ..line(index, taxable, tax)
+        }
+    }
+
+    fn breakdown_by_name(lines: Vec<TaxLine>) -> TaxBreakdown {
+        let mut by_rate: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for l in &lines {
+            let e = by_rate.entry(l.rate_name.clone()).or_default();
+            e.0 += l.taxable.amount;
+            e.1 += l.tax.amount;
+        }
+        TaxBreakdown {
+            total_tax: Money::new(lines.iter().map(|l| l.tax.amount).sum(), "INR"),
+            by_rate: by_rate
+                .into_iter()
+                .map(|(name, (taxable, tax))| RateTotal {
+                    rate_name: name,
+                    rate_bps: 1800,
+                    taxable: Money::new(taxable, "INR"),
+                    tax: Money::new(tax, "INR"),
+                })
+                .collect(),
+            lines,
+        }
+    }
+
+    #[test]
+    fn many_lines_for_one_item_cannot_charge_the_maximum_rate_many_times() {
+        // Each line alone is within 100% of the item's total; together they charge 300%.
+        let d = draft(&[(1000, 1)]);
+        let lines = (0..3).map(|_| line(0, 1000, 1000)).collect();
+        let err = check_tax(&d, &breakdown(lines), 10_000).unwrap_err();
+        assert!(err.contains("of item 0"), "{err}");
+    }
+
+    #[test]
+    fn the_lines_of_an_item_may_split_its_total_across_rates() {
+        let d = draft(&[(1000, 1)]);
+        let b = breakdown_by_name(vec![named(0, "a", 600, 600), named(0, "b", 400, 400)]);
+        check_tax(&d, &b, 10_000).unwrap();
+        let over = breakdown_by_name(vec![named(0, "a", 600, 600), named(0, "b", 401, 1)]);
+        let err = check_tax(&d, &over, 10_000).unwrap_err();
+        assert!(err.contains("more than the item's total"), "{err}");
+    }
+
+    #[test]
+    fn more_tax_lines_than_allowed_per_item_are_refused() {
+        let d = draft(&[(1000, 2)]);
+        let ok = (0..MAX_TAX_LINES_PER_ITEM).map(|_| line(0, 0, 0)).collect();
+        check_tax(&d, &breakdown(ok), 10_000).unwrap();
+        let many = (0..=MAX_TAX_LINES_PER_ITEM)
+            .map(|_| line(0, 0, 0))
+            .collect();
+        let err = check_tax(&d, &breakdown(many), 10_000).unwrap_err();
+        assert!(err.contains("tax lines"), "{err}");
+        // A flood far beyond the items is refused before any line is looked at.
+        let flood = (0..100_000).map(|_| line(0, 0, 0)).collect();
+        assert!(check_tax(&d, &breakdown(flood), 10_000).is_err());
+    }
+
+    #[test]
+    fn a_rate_name_longer_than_allowed_is_refused() {
+        let d = draft(&[(1000, 1)]);
+        let fits = "r".repeat(MAX_RATE_NAME_BYTES);
+        check_tax(
+            &d,
+            &breakdown_by_name(vec![named(0, &fits, 1000, 180)]),
+            10_000,
+        )
+        .unwrap();
+        let long = "r".repeat(MAX_RATE_NAME_BYTES + 1);
+        let err = check_tax(
+            &d,
+            &breakdown_by_name(vec![named(0, &long, 1000, 180)]),
+            10_000,
+        )
+        .unwrap_err();
+        assert!(err.contains("rate-name"), "{err}");
     }
 
     fn violation(code: &str, message: &str, index: Option<u32>) -> Violation {

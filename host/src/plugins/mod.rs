@@ -35,16 +35,16 @@ mod watcher;
 
 pub use call::{CallStats, PluginInput, PluginOutput};
 pub use checks::{
-    MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_SUBJECT_BYTES, MAX_TEXT_BYTES,
-    MAX_VIOLATIONS,
+    MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_RATE_NAME_BYTES, MAX_SUBJECT_BYTES,
+    MAX_TAX_LINES_PER_ITEM, MAX_TEXT_BYTES, MAX_VIOLATIONS,
 };
 pub use embedded::{PLUGIN_DIR, default_component};
 pub use error::{FailureKind, LoadError, PluginCallError};
 pub use loader::sha256_hex;
-pub use runtime::{CheckReport, PluginRuntime};
+pub use runtime::{Candidate, CheckReport, PluginRuntime};
 pub use settings::{RuntimeSettings, SlotSettings};
 pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
-pub use watcher::{SlotFile, WatcherHandle};
+pub use watcher::{MAX_COMPONENT_BYTES, MAX_SLOT_FILE_BYTES, SlotFile, WatcherHandle};
 
 /// Converts a wasmtime error (wasmtime has its own error type) into an [`anyhow::Error`],
 /// keeping the cause chain.

@@ -27,6 +27,10 @@ pub trait RuleProvider: Send + Sync {
         &self,
         order: &StoredOrder,
     ) -> Result<RenderedEmail, PluginCallError>;
+    /// The largest input, as JSON bytes, `slot` accepts (`None`: no limit).
+    fn input_cap_bytes(&self, _slot: Slot) -> Option<usize> {
+        None
+    }
 }
 
 #[async_trait]
@@ -51,6 +55,10 @@ impl RuleProvider for PluginRuntime {
         order: &StoredOrder,
     ) -> Result<RenderedEmail, PluginCallError> {
         PluginRuntime::render_cancellation(self, order).await
+    }
+
+    fn input_cap_bytes(&self, _slot: Slot) -> Option<usize> {
+        Some(self.settings().input_cap_bytes)
     }
 }
 

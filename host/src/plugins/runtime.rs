@@ -59,6 +59,15 @@ struct Inner {
     slots: [SlotState; 3],
 }
 
+/// A version compiled, checked and smoke-tested for a slot, not yet serving
+/// ([`PluginRuntime::prepare_candidate`], then [`PluginRuntime::activate`]).
+pub struct Candidate {
+    /// The slot it was prepared for.
+    slot: Slot,
+    /// The version, with generation 0 until it is activated.
+    plugin: ActivePlugin,
+}
+
 /// What `check` learned about a candidate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -287,24 +296,47 @@ impl PluginRuntime {
         policy: Option<FailurePolicy>,
         source: PluginSource,
     ) -> Result<LoadedVersion, LoadError> {
+        let candidate = self
+            .prepare_candidate(slot, bytes, config, policy, source)
+            .await?;
+        Ok(self.activate(candidate).await)
+    }
+
+    /// The first half of [`PluginRuntime::load`]: compiles, checks and smoke-tests `bytes` for
+    /// `slot` without swapping anything in, so a caller can record the version elsewhere
+    /// first and [`PluginRuntime::activate`] it only then.
+    pub async fn prepare_candidate(
+        &self,
+        slot: Slot,
+        bytes: Vec<u8>,
+        config: Config,
+        policy: Option<FailurePolicy>,
+        source: PluginSource,
+    ) -> Result<Candidate, LoadError> {
         let prepared = self.prepare(slot, bytes.into()).await?;
         let policy = policy.unwrap_or(self.inner.settings.slot(slot).policy);
-        let candidate = candidate(prepared, source, config, policy);
+        let plugin = candidate(prepared, source, config, policy);
         if self.inner.settings.smoke_test {
-            self.smoke_test(slot, &candidate).await?;
+            self.smoke_test(slot, &plugin).await?;
         }
+        Ok(Candidate { slot, plugin })
+    }
+
+    /// The second half of [`PluginRuntime::load`]: swaps a prepared candidate in.
+    pub async fn activate(&self, candidate: Candidate) -> LoadedVersion {
+        let Candidate { slot, plugin } = candidate;
         let state = self.slot(slot);
         let _guard = state.swap_lock.lock().await;
         let plugin = Arc::new(ActivePlugin {
             generation: state.next_generation(),
-            ..candidate
+            ..plugin
         });
         state.activate(plugin.clone());
         tracing::info!(
             slot = %slot, version = %plugin.version(), generation = plugin.generation,
             source = ?plugin.source, policy = %plugin.policy, "plugin activated"
         );
-        Ok(LoadedVersion::of(slot, &plugin))
+        LoadedVersion::of(slot, &plugin)
     }
 
     /// Reads a component from `path` and loads it like [`PluginRuntime::load`].

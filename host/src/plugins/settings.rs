@@ -39,6 +39,9 @@ pub struct RuntimeSettings {
     /// Run every candidate on the built-in fixtures before it is swapped in. Turn off only for
     /// plugins whose config makes the fixtures meaningless.
     pub smoke_test: bool,
+    /// Let the plugins-directory watcher follow a symbolic link named `<slot>.wasm` or
+    /// `<slot>.toml` (to a regular file only). Off: such links are refused.
+    pub watch_follow_symlinks: bool,
     /// Policy and config of the tax slot.
     pub tax: SlotSettings,
     /// Policy and config of the validation slot.
@@ -58,6 +61,7 @@ impl Default for RuntimeSettings {
             max_tax_rate_bps: 10_000,
             max_concurrent_calls: 64,
             smoke_test: true,
+            watch_follow_symlinks: false,
             tax: SlotSettings::default(),
             validation: SlotSettings::default(),
             email: SlotSettings::default(),

@@ -14,6 +14,12 @@
 //!
 //! The watcher rescans the whole directory on every debounced batch of events and acts only
 //! on slots whose files changed, so event details (rename vs. write, temp files) never matter.
+//!
+//! Only regular files are read: a symbolic link is refused (unless
+//! `plugins.watch_follow_symlinks` is set, and then only when it leads to a regular file), as
+//! are FIFOs, devices and sockets; a `<slot>.wasm` larger than the upload limit
+//! ([`MAX_COMPONENT_BYTES`]) or a `<slot>.toml` larger than [`MAX_SLOT_FILE_BYTES`] is refused
+//! without being read whole. Files are read on a blocking thread, never on an async worker.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -34,6 +40,11 @@ use super::slot::{FailurePolicy, PluginSource, Slot};
 
 /// How long the directory must be quiet before the watcher acts.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Largest component accepted from the plugins directory or an upload, in bytes.
+pub const MAX_COMPONENT_BYTES: usize = 10 << 20;
+/// Largest `<slot>.toml` accepted, in bytes.
+pub const MAX_SLOT_FILE_BYTES: usize = 64 << 10;
 
 /// The contents of a `<slot>.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -169,8 +180,9 @@ impl PluginRuntime {
     async fn scan_slot(&self, dir: &Path, slot: Slot, seen: &mut Seen) -> anyhow::Result<()> {
         let wasm_path = dir.join(format!("{slot}.wasm"));
         let toml_path = dir.join(format!("{slot}.toml"));
-        let wasm = read_optional(&wasm_path)?;
-        let toml = read_optional(&toml_path)?;
+        let follow = self.settings().watch_follow_symlinks;
+        let wasm = read_slot_file(wasm_path.clone(), MAX_COMPONENT_BYTES, follow).await?;
+        let toml = read_slot_file(toml_path.clone(), MAX_SLOT_FILE_BYTES, follow).await?;
         if wasm.is_none() && toml.is_none() {
             if seen.fingerprint.take().is_some() && std::mem::take(&mut seen.loaded) {
                 self.revert_to_default(slot).await?;
@@ -216,12 +228,75 @@ impl PluginRuntime {
     }
 }
 
-fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("Failed to read {}", path.display())),
+/// Reads `path` on a blocking thread: `None` when it does not exist; an error when it is not a
+/// regular file (a symbolic link unless `follow_symlinks`, a FIFO, a device, a socket) or is
+/// larger than `limit` bytes.
+async fn read_slot_file(
+    path: PathBuf,
+    limit: usize,
+    follow_symlinks: bool,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    tokio::task::spawn_blocking(move || read_regular_file(&path, limit, follow_symlinks))
+        .await
+        .context("the plugin file reader stopped")?
+}
+
+fn read_regular_file(
+    path: &Path,
+    limit: usize,
+    follow_symlinks: bool,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
+    let mut flags = libc::O_NONBLOCK;
+    if !follow_symlinks {
+        flags |= libc::O_NOFOLLOW;
     }
+    let file = match std::fs::File::options()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => anyhow::bail!(
+            "{} is a symbolic link; deploy the file itself, or set plugins.watch_follow_symlinks",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("Failed to open {}", path.display())),
+    };
+    // Checked on the opened file, so a swap after the check cannot change what is read.
+    let meta = file
+        .metadata()
+        .with_context(|| format!("Failed to inspect {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{} is not a regular file ({:?}); only regular files are loaded",
+            path.display(),
+            meta.file_type()
+        );
+    }
+    if meta.len() > limit as u64 {
+        anyhow::bail!(
+            "{} is {} bytes; at most {limit} are accepted",
+            path.display(),
+            meta.len()
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded even if the file grows while it is read.
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("Failed to read {}", path.display()))?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "{} grew past {limit} bytes while it was read",
+            path.display()
+        );
+    }
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
-//! Operating the rule slots through the store: upload a new plugin version (checked,
-//! smoke-tested and swapped in before it is recorded), list a slot's versions, roll back.
+//! Operating the rule slots through the store: upload a new plugin version (checked and
+//! smoke-tested, recorded, then swapped in), list a slot's versions, roll back.
 //!
-//! The store is the source of truth every instance converges on (see `plugin_sync`); this
-//! instance's runtime is updated at once, the others within a poll interval.
+//! The store is the source of truth every instance converges on (see `plugin_sync`): a change
+//! is written to the store first and only then applied to this instance's runtime, so a request
+//! cancelled between the two (a client that disconnects, the request timeout) leaves at worst
+//! an instance still serving the previous version, which the convergence loop then moves to the
+//! stored one — never an instance serving a version the store does not know. The others follow
+//! within a poll interval.
 //!
 //! Rollback goes to the version uploaded before the active one, and from the oldest upload to
 //! the built-in default. Activating an upload replaces whatever a slot runs, including a file
@@ -15,7 +19,7 @@ use rule_types::Config;
 
 use crate::domain::Id;
 use crate::plugins::{FailurePolicy, LoadError, PluginRuntime, PluginSource, Slot, sha256_hex};
-use crate::storage::{ActivePlugin, PluginVersion, Store, StoreError};
+use crate::storage::{ActivePlugin, PluginStore, PluginVersion, StoreError};
 
 /// A new version as an operator sent it.
 #[derive(Debug, Clone)]
@@ -79,10 +83,10 @@ fn effective_config(runtime: &PluginRuntime, slot: Slot, config: &Config) -> Con
     }
 }
 
-/// Checks, smoke-tests and activates `upload` on this instance, then records it in the store
-/// as the slot's active version. Returns the stored version (without its bytes).
+/// Checks and smoke-tests `upload`, records it in the store as the slot's active version, then
+/// activates it on this instance. Returns the stored version (without its bytes).
 pub async fn upload(
-    store: &dyn Store,
+    store: &dyn PluginStore,
     runtime: &PluginRuntime,
     upload: Upload,
 ) -> Result<PluginVersion, PluginAdminError> {
@@ -97,9 +101,9 @@ pub async fn upload(
     let source = PluginSource::Upload {
         version_id: id.to_hex(),
     };
-    // The runtime compiles, checks and smoke-tests before it swaps; a refusal changes nothing.
-    runtime
-        .load(
+    // Compiled, checked and smoke-tested, not yet serving: a refusal changes nothing.
+    let candidate = runtime
+        .prepare_candidate(
             slot,
             wasm.clone(),
             effective_config(runtime, slot, &config),
@@ -117,22 +121,17 @@ pub async fn upload(
         created_at: Utc::now(),
         created_by: Some(uploaded_by),
     };
-    let recorded = async {
-        store.put_plugin_version(&version).await?;
-        store
-            .set_active_plugin(slot.as_str(), Some(id), Utc::now())
-            .await
-    }
-    .await;
-    if let Err(err) = recorded {
-        // The runtime runs a version the store does not know: go back to what the store says.
-        if let Err(undo) = converge_slot(store, runtime, slot).await {
-            tracing::error!(slot = %slot, error = ?undo, "failed to restore the stored plugin after a failed upload");
-        }
-        return Err(store_failed("Failed to record an uploaded plugin version")(
-            err,
-        ));
-    }
+    store
+        .put_plugin_version(&version)
+        .await
+        .map_err(store_failed("Failed to record an uploaded plugin version"))?;
+    store
+        .set_active_plugin(slot.as_str(), Some(id), Utc::now())
+        .await
+        .map_err(store_failed(
+            "Failed to activate an uploaded plugin version",
+        ))?;
+    runtime.activate(candidate).await;
     tracing::info!(slot = %slot, version = %id, sha256 = %version.sha256, "plugin version uploaded and activated");
     version.wasm = Vec::new();
     Ok(version)
@@ -140,7 +139,7 @@ pub async fn upload(
 
 /// The slot's versions, newest first (without bytes), and its active pointer, if ever set.
 pub async fn versions(
-    store: &dyn Store,
+    store: &dyn PluginStore,
     slot: Slot,
 ) -> Result<(Vec<PluginVersion>, Option<ActivePlugin>), PluginAdminError> {
     let versions = store
@@ -154,7 +153,7 @@ pub async fn versions(
 /// Activates the version uploaded before the active one, or the built-in default when the
 /// active one is the oldest. Returns the version now active (`None`: the built-in default).
 pub async fn rollback(
-    store: &dyn Store,
+    store: &dyn PluginStore,
     runtime: &PluginRuntime,
     slot: Slot,
 ) -> Result<Option<PluginVersion>, PluginAdminError> {
@@ -167,23 +166,62 @@ pub async fn rollback(
         .await
         .map_err(store_failed("Failed to list plugin versions"))?;
     let target = versions.into_iter().skip_while(|v| v.id != current).nth(1);
-    apply(store, runtime, slot, target.as_ref().map(|v| v.id))
-        .await
-        .map_err(|err| match err {
-            ApplyError::Load(err) => PluginAdminError::Refused(err),
-            ApplyError::Store(err) => PluginAdminError::Store(err),
-        })?;
+    // The target must load here before the store points at it: a version this instance
+    // refuses is not made every instance's active one.
+    let candidate = match &target {
+        Some(version) => Some(prepare_stored(store, runtime, slot, version.id).await?),
+        None => None,
+    };
     store
         .set_active_plugin(slot.as_str(), target.as_ref().map(|v| v.id), Utc::now())
         .await
         .map_err(store_failed("Failed to record a plugin rollback"))?;
+    match candidate {
+        Some(candidate) => {
+            runtime.activate(candidate).await;
+        }
+        None => {
+            apply(store, runtime, slot, None)
+                .await
+                .map_err(|err| match err {
+                    ApplyError::Load(err) => PluginAdminError::Refused(err),
+                    ApplyError::Store(err) => PluginAdminError::Store(err),
+                })?;
+        }
+    }
     tracing::info!(slot = %slot, version = ?target.as_ref().map(|v| v.id), "plugin rolled back");
     Ok(target)
 }
 
+/// The stored version `id` of `slot`, compiled, checked and smoke-tested, not yet serving.
+async fn prepare_stored(
+    store: &dyn PluginStore,
+    runtime: &PluginRuntime,
+    slot: Slot,
+    id: Id,
+) -> Result<crate::plugins::Candidate, PluginAdminError> {
+    let version = store
+        .plugin_version(id)
+        .await
+        .map_err(store_failed("Failed to load a plugin version"))?
+        .ok_or_else(|| {
+            PluginAdminError::Store(anyhow::anyhow!(
+                "the {slot} version {id} is not in the store"
+            ))
+        })?;
+    let policy = version.policy.as_deref().and_then(parse_policy);
+    let source = PluginSource::Upload {
+        version_id: id.to_hex(),
+    };
+    let config = effective_config(runtime, slot, &version.config);
+    Ok(runtime
+        .prepare_candidate(slot, version.wasm, config, policy, source)
+        .await?)
+}
+
 /// The store's active pointer of `slot`, if it was ever set.
 pub async fn active_pointer(
-    store: &dyn Store,
+    store: &dyn PluginStore,
     slot: Slot,
 ) -> Result<Option<ActivePlugin>, PluginAdminError> {
     let active = store
@@ -207,7 +245,7 @@ pub enum ApplyError {
 /// Makes this instance's runtime serve `target` in `slot` (`None`: the built-in default) unless
 /// it already does. Returns whether anything was swapped.
 pub async fn apply(
-    store: &dyn Store,
+    store: &dyn PluginStore,
     runtime: &PluginRuntime,
     slot: Slot,
     target: Option<Id>,
@@ -252,17 +290,4 @@ pub async fn apply(
             Ok(true)
         }
     }
-}
-
-/// Brings `slot` of this instance to the store's active version.
-pub async fn converge_slot(
-    store: &dyn Store,
-    runtime: &PluginRuntime,
-    slot: Slot,
-) -> Result<bool, ApplyError> {
-    let target = active_pointer(store, slot)
-        .await
-        .map_err(|e| ApplyError::Store(anyhow::Error::new(e)))?
-        .and_then(|a| a.version_id);
-    apply(store, runtime, slot, target).await
 }

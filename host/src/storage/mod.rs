@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod mongo;
+pub mod retention;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::domain::{
 };
 
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
+pub use retention::{Pruned, Retention, RetentionStore};
 
 /// What went wrong in a storage call. HTTP maps `NotFound` → 404, `Conflict` → 409,
 /// `InsufficientStock` → 409, `Backend` → 500 (logged, never shown to clients).
@@ -331,6 +333,7 @@ pub trait Store:
     + InboxStore
     + DeliveryStore
     + PluginStore
+    + RetentionStore
 {
     /// Cheap round trip proving the backend is reachable (readiness probe).
     async fn ping(&self) -> StoreResult<()>;

@@ -6,6 +6,7 @@ mod helpers;
 mod admin_plugins;
 mod auth;
 mod cli;
+mod email_addresses;
 mod errors;
 mod health;
 mod idempotency;

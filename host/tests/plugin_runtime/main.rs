@@ -4,6 +4,7 @@
 //! hostile guests are the components built from `plugins/test-guests/`.
 
 mod cache;
+mod cache_trust;
 mod defaults;
 mod helpers;
 mod hot_swap;
@@ -11,4 +12,8 @@ mod limits;
 mod loading;
 mod policy;
 mod sandbox;
+#[path = "../support/skip.rs"]
+mod support_skip;
+mod upload_cancel;
 mod watcher;
+mod watcher_files;

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod contract;
+mod file_modes;
 mod mongo;
 mod sqlite;
 #[path = "../support/skip.rs"]

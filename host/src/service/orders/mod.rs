@@ -11,6 +11,7 @@
 mod place;
 pub mod pricing;
 pub mod request;
+mod size;
 
 use chrono::{SubsecRound, Utc};
 
@@ -20,6 +21,7 @@ use crate::storage::{Store, StoreError};
 
 pub use place::{IdempotencyRequest, Placed, place_order};
 pub use request::{AddressRequest, LineRequest, OrderRequest};
+pub use size::ORDER_TOO_LARGE;
 
 /// Who is asking: the authenticated user's id and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::storage::{IdempotencyRecord, StockTake, Store, StoreError};
 use crate::telemetry::ORDERS_PLACED_TOTAL;
 
 use super::pricing::{self, TaxApplyError};
-use super::{Actor, FieldError, OrderError, OrderRequest, store_failed};
+use super::{Actor, FieldError, OrderError, OrderRequest, size, store_failed};
 
 /// Status stored with, and replayed for, a created order.
 const CREATED: u16 = 201;
@@ -82,6 +82,7 @@ pub async fn place_order(
         name: user.username.as_str().to_owned(),
     };
     let draft = pricing::draft(&priced, customer, parsed.shipping_address.as_ref());
+    size::check_draft(rules, &draft)?;
     let violations = rules
         .validate(&draft)
         .await
@@ -132,6 +133,7 @@ pub async fn place_order(
         cancelled_at: None,
         failed_at: None,
     };
+    size::check_stored(rules, &order, &user)?;
     let event = OutboxEvent::new(
         order.id,
         EventType::OrderCreated,

@@ -19,6 +19,7 @@ mod orders;
 mod outbox;
 mod plugins;
 mod products;
+mod retention;
 mod setup;
 mod users;
 mod watch;

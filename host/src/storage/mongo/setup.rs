@@ -208,6 +208,22 @@ fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
             doc! { "processedAt": 1 },
             options.inbox_retention,
         ),
+        // The retention sweeps (retention.rs) select by these times.
+        index(
+            names::REFRESH_FAMILIES,
+            "refresh_families_by_expiry",
+            doc! { "expiresAt": 1 },
+        ),
+        index(
+            names::OUTBOX,
+            "outbox_by_status_published",
+            doc! { "status": 1, "publishedAt": 1 },
+        ),
+        index(
+            names::EMAIL_SENDS,
+            "email_sends_by_sent_at",
+            doc! { "sentAt": 1 },
+        ),
         index(
             names::PLUGIN_VERSIONS,
             "plugin_versions_by_slot",

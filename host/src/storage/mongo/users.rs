@@ -38,7 +38,7 @@ pub(super) fn user_from_doc(d: &Document) -> StoreResult<User> {
     Ok(User {
         id: get_id(d, "_id")?,
         username: Username::parse(&username).map_err(|e| super::codec::corrupt("username", e))?,
-        email: Email::parse(&email).map_err(|e| super::codec::corrupt("email", e))?,
+        email: Email::parse_known(&email).map_err(|e| super::codec::corrupt("email", e))?,
         password_hash: get_str(d, "passwordHash")?,
         role: get_enum(d, "role", Role::parse)?,
         created_at: get_time(d, "createdAt")?,

@@ -106,10 +106,11 @@ impl SqliteDb {
     /// connection before any other work can reach it (see [`SqliteDb::apply_migrations`]).
     pub fn open_with(path: &Path, migrations: &[(&str, &[&str])]) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| {
+            crate::private_files::create_dir_all(parent).with_context(|| {
                 format!("Failed to create the data directory {}", parent.display())
             })?;
         }
+        secure_database_file(path)?;
         let mut conn = Connection::open(path)
             .with_context(|| format!("Failed to open the database {}", path.display()))?;
         let mode: String = conn
@@ -250,6 +251,24 @@ fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .context("Failed to set the database busy timeout")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Creates the database file owner-only (0600) before SQLite opens it, so the WAL and shared
+/// memory files SQLite derives from it get the same mode; an existing file that others may
+/// read (password hashes, orders, addresses) is narrowed to 0600 with a warning.
+fn secure_database_file(path: &Path) -> anyhow::Result<()> {
+    use crate::private_files::{restrict_file, touch};
+    touch(path).with_context(|| format!("Failed to create the database {}", path.display()))?;
+    match restrict_file(path) {
+        Ok(true) => {
+            tracing::warn!(path = %path.display(), "the database was open to other users; its mode is now 0600")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the database is open to other users and its mode could not be narrowed to 0600")
+        }
+    }
     Ok(())
 }
 

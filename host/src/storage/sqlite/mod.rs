@@ -10,6 +10,7 @@ mod orders;
 mod outbox;
 mod plugins;
 mod products;
+mod retention;
 mod schema;
 mod sweep;
 mod users;

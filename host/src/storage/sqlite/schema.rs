@@ -12,7 +12,7 @@
 pub const COMPONENT: &str = "store";
 
 /// Migration steps; step `i` is schema version `i + 1`.
-pub const STEPS: &[&str] = &[V1, V2];
+pub const STEPS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = r#"
 CREATE TABLE users (
@@ -151,4 +151,12 @@ const V2: &str = r#"
 DROP INDEX orders_by_status;
 CREATE INDEX orders_by_status ON orders (status, id);
 ALTER TABLE outbox ADD COLUMN republished INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Retention (`storage::retention`): the pruning deletes find expired refresh families,
+/// published events and sent e-mail records by time.
+const V3: &str = r#"
+CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
+CREATE INDEX outbox_published ON outbox (published_at) WHERE status = 'published';
+CREATE INDEX email_sends_by_sent_at ON email_sends (sent_at);
 "#;

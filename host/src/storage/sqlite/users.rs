@@ -24,7 +24,7 @@ fn user_from_row(row: &Row<'_>) -> StoreResult<User> {
         username: Username::parse(&username).map_err(|e| {
             StoreError::backend(anyhow::anyhow!("Corrupt username {username:?}: {e}"))
         })?,
-        email: Email::parse(&email)
+        email: Email::parse_known(&email)
             .map_err(|e| StoreError::backend(anyhow::anyhow!("Corrupt e-mail {email:?}: {e}")))?,
         password_hash: get(row, "password_hash")?,
         role: parse_enum(&role, "role", Role::parse)?,

@@ -6,6 +6,7 @@
 
 mod failed;
 mod hostile;
+mod size;
 
 use orderd::domain::{EventType, Id, OrderStatus, OutboxStatus, Product};
 use reqwest::Response;

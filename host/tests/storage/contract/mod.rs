@@ -16,6 +16,7 @@ pub mod orders;
 pub mod outbox;
 pub mod plugins;
 pub mod products;
+pub mod retention;
 pub mod tokens;
 pub mod users;
 
@@ -93,6 +94,10 @@ macro_rules! contract_tests {
             failed::a_customers_orders_in_one_status_are_only_theirs,
             failed::retrying_a_failed_order_makes_it_pending_and_republishes_its_created_event,
             failed::only_a_failed_order_can_be_retried,
+            retention::a_prune_deletes_refresh_families_expired_longer_than_the_retention_with_their_tokens,
+            retention::a_prune_deletes_published_events_past_the_retention_but_never_unpublished_ones_or_a_failed_orders,
+            retention::a_prune_deletes_email_send_records_past_the_retention_but_not_a_failed_orders,
+            retention::a_prune_deletes_old_plugin_versions_but_keeps_the_active_and_the_newest,
         ]);
     };
     (@cases $backend:ident, $make:expr, [$($group:ident :: $case:ident),* $(,)?]) => {
