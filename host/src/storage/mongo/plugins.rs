@@ -1,6 +1,8 @@
 //! Plugin versions and the active pointer per slot on MongoDB. The wasm bytes are stored as
-//! BSON binary in the version document (uploads are at most 10 MiB, under MongoDB's 16 MiB
-//! document limit); config is an array of `{key, value}` so keys keep their order and may
+//! BSON binary in the version document, or, above [`WASM_PART_BYTES`] (a component with an
+//! interpreter inside is tens of MiB; MongoDB refuses documents over 16 MiB), in parts in
+//! `plugin_wasm_parts`, written before the version document so a visible version always has
+//! all its bytes. Config is an array of `{key, value}` so keys keep their order and may
 //! contain any character.
 
 use async_trait::async_trait;
@@ -17,12 +19,28 @@ use super::error::{MongoContext, backend, is_duplicate_key};
 use crate::domain::Id;
 use crate::storage::{ActivePlugin, PluginStore, PluginVersion, StoreError, StoreResult};
 
-fn version_doc(v: &PluginVersion) -> Document {
+/// Largest component stored inline in its version document.
+const WASM_PART_BYTES: usize = 8 << 20;
+
+fn binary(bytes: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    }
+}
+
+/// The version document; `wasm` holds the bytes, or `wasmParts` their number of parts.
+fn version_doc(v: &PluginVersion, parts: usize) -> Document {
+    let wasm = if parts == 0 {
+        ("wasm", Bson::Binary(binary(&v.wasm)))
+    } else {
+        ("wasmParts", Bson::Int64(parts as i64))
+    };
     doc! {
         "_id": oid(v.id),
         "slot": &v.slot,
         "sha256": &v.sha256,
-        "wasm": Binary { subtype: BinarySubtype::Generic, bytes: v.wasm.clone() },
+        wasm.0: wasm.1,
         "config": v.config.iter().map(|(k, val)| doc! { "key": k, "value": val }).collect::<Vec<_>>(),
         "policy": v.policy.as_deref().map(Bson::from).unwrap_or(Bson::Null),
         "createdAt": date(v.created_at),
@@ -61,12 +79,51 @@ fn active_from_doc(d: &Document) -> StoreResult<ActivePlugin> {
     })
 }
 
+impl MongoStore {
+    /// The bytes of a component stored in `count` parts.
+    async fn wasm_parts(&self, id: Id, count: i64) -> StoreResult<Vec<u8>> {
+        let docs: Vec<Document> = self
+            .c
+            .plugin_wasm_parts
+            .find(doc! { "_id.version": oid(id) })
+            .sort(doc! { "_id.part": 1 })
+            .await
+            .ctx("Failed to query the parts of a plugin component")?
+            .try_collect()
+            .await
+            .ctx("Failed to read the parts of a plugin component")?;
+        if docs.len() as i64 != count {
+            return Err(StoreError::backend(anyhow::anyhow!(
+                "plugin version {id} has {} of its {count} parts",
+                docs.len()
+            )));
+        }
+        let mut wasm = Vec::new();
+        for d in &docs {
+            wasm.extend(get_bytes(d, "bytes")?);
+        }
+        Ok(wasm)
+    }
+}
+
 #[async_trait]
 impl PluginStore for MongoStore {
     async fn put_plugin_version(&self, version: &PluginVersion) -> StoreResult<()> {
+        let mut parts = 0;
+        if version.wasm.len() > WASM_PART_BYTES {
+            for (part, bytes) in version.wasm.chunks(WASM_PART_BYTES).enumerate() {
+                let key = doc! { "version": oid(version.id), "part": part as i64 };
+                self.c
+                    .plugin_wasm_parts
+                    .insert_one(doc! { "_id": key, "bytes": binary(bytes) })
+                    .await
+                    .ctx("Failed to insert a part of a plugin component")?;
+                parts += 1;
+            }
+        }
         self.c
             .plugin_versions
-            .insert_one(version_doc(version))
+            .insert_one(version_doc(version, parts))
             .await
             .ctx("Failed to insert a plugin version")?;
         Ok(())
@@ -79,7 +136,14 @@ impl PluginStore for MongoStore {
             .find_one(doc! { "_id": oid(id) })
             .await
             .ctx("Failed to look up a plugin version")?;
-        found.as_ref().map(version_from_doc).transpose()
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let mut version = version_from_doc(&found)?;
+        if let Ok(parts) = found.get_i64("wasmParts") {
+            version.wasm = self.wasm_parts(id, parts).await?;
+        }
+        Ok(Some(version))
     }
 
     async fn plugin_versions(&self, slot: &str) -> StoreResult<Vec<PluginVersion>> {
