@@ -13,7 +13,8 @@ use mongodb::options::ReturnDocument;
 
 use super::MongoStore;
 use super::codec::{
-    date, get_bytes, get_docs, get_id, get_opt_id, get_opt_str, get_str, get_time, get_u64, oid,
+    date, get_bytes, get_docs, get_i64, get_id, get_opt_id, get_opt_str, get_str, get_time,
+    get_u64, oid,
 };
 use super::error::{MongoContext, backend, is_duplicate_key};
 use crate::domain::Id;
@@ -79,28 +80,28 @@ fn active_from_doc(d: &Document) -> StoreResult<ActivePlugin> {
     })
 }
 
+/// The `_id` of one part of a component: the version id and the part's index.
+fn part_id(version: Id, part: i64) -> String {
+    format!("{}:{part}", version.to_hex())
+}
+
 impl MongoStore {
-    /// The bytes of a component stored in `count` parts.
+    /// The bytes of a component stored in `count` parts, each read by its `_id`.
     async fn wasm_parts(&self, id: Id, count: i64) -> StoreResult<Vec<u8>> {
-        let docs: Vec<Document> = self
-            .c
-            .plugin_wasm_parts
-            .find(doc! { "_id.version": oid(id) })
-            .sort(doc! { "_id.part": 1 })
-            .await
-            .ctx("Failed to query the parts of a plugin component")?
-            .try_collect()
-            .await
-            .ctx("Failed to read the parts of a plugin component")?;
-        if docs.len() as i64 != count {
-            return Err(StoreError::backend(anyhow::anyhow!(
-                "plugin version {id} has {} of its {count} parts",
-                docs.len()
-            )));
-        }
         let mut wasm = Vec::new();
-        for d in &docs {
-            wasm.extend(get_bytes(d, "bytes")?);
+        for part in 0..count {
+            let found = self
+                .c
+                .plugin_wasm_parts
+                .find_one(doc! { "_id": part_id(id, part) })
+                .await
+                .ctx("Failed to read a part of a plugin component")?;
+            let Some(found) = found else {
+                return Err(StoreError::backend(anyhow::anyhow!(
+                    "part {part} of the {count} parts of plugin version {id} is missing"
+                )));
+            };
+            wasm.extend(get_bytes(&found, "bytes")?);
         }
         Ok(wasm)
     }
@@ -111,11 +112,11 @@ impl PluginStore for MongoStore {
     async fn put_plugin_version(&self, version: &PluginVersion) -> StoreResult<()> {
         let mut parts = 0;
         if version.wasm.len() > WASM_PART_BYTES {
-            for (part, bytes) in version.wasm.chunks(WASM_PART_BYTES).enumerate() {
-                let key = doc! { "version": oid(version.id), "part": part as i64 };
+            for (part, bytes) in (0..).zip(version.wasm.chunks(WASM_PART_BYTES)) {
+                let id = part_id(version.id, part);
                 self.c
                     .plugin_wasm_parts
-                    .insert_one(doc! { "_id": key, "bytes": binary(bytes) })
+                    .insert_one(doc! { "_id": id, "bytes": binary(bytes) })
                     .await
                     .ctx("Failed to insert a part of a plugin component")?;
                 parts += 1;
@@ -140,7 +141,8 @@ impl PluginStore for MongoStore {
             return Ok(None);
         };
         let mut version = version_from_doc(&found)?;
-        if let Ok(parts) = found.get_i64("wasmParts") {
+        if found.contains_key("wasmParts") {
+            let parts = get_i64(&found, "wasmParts")?;
             version.wasm = self.wasm_parts(id, parts).await?;
         }
         Ok(Some(version))
