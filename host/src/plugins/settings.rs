@@ -73,7 +73,9 @@ impl RuntimeSettings {
 
     /// The memory cap of `slot`'s calls: the slot's own, else the runtime-wide one.
     pub fn memory_cap(&self, slot: Slot) -> usize {
-        self.slot(slot).memory_cap_bytes.unwrap_or(self.memory_cap_bytes)
+        self.slot(slot)
+            .memory_cap_bytes
+            .unwrap_or(self.memory_cap_bytes)
     }
 
     /// The running-time budget of `slot`'s calls: the slot's own, else the runtime-wide one.

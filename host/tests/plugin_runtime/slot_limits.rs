@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use orderd::plugins::{FailureKind, FailurePolicy, PluginCallError, PluginRuntime, RuntimeSettings};
+use orderd::plugins::{
+    FailureKind, FailurePolicy, PluginCallError, PluginRuntime, RuntimeSettings,
+};
 
 use crate::helpers::{assert_single_rate, five_lines, load_tax, settings, thread_cpu_time};
 
@@ -34,7 +36,10 @@ async fn a_tax_slot_deadline_above_a_1_ms_runtime_deadline_lets_a_5_ms_plugin_fi
     });
     load_tax(&runtime, "slow_ok", FailurePolicy::FailClosed).await;
     let order = five_lines();
-    let out = runtime.calculate_tax(&order).await.expect("inside the slot's deadline");
+    let out = runtime
+        .calculate_tax(&order)
+        .await
+        .expect("inside the slot's deadline");
     assert_single_rate(&order, &out, "gst", 1800);
 }
 
@@ -45,7 +50,10 @@ async fn a_1_ms_tax_slot_deadline_stops_a_5_ms_plugin_under_a_long_runtime_deadl
         s.tax.deadline_ms = Some(1);
     });
     load_tax(&runtime, "slow_ok", FailurePolicy::FailClosed).await;
-    assert_eq!(kind(runtime.calculate_tax(&five_lines()).await), FailureKind::Timeout);
+    assert_eq!(
+        kind(runtime.calculate_tax(&five_lines()).await),
+        FailureKind::Timeout
+    );
 }
 
 // Single-threaded, so the guest runs on this thread and its CPU clock measures the guest.
@@ -60,8 +68,14 @@ async fn an_infinite_loop_is_stopped_at_the_tax_slot_deadline_not_the_runtime_on
     let result = runtime.calculate_tax(&five_lines()).await;
     let cpu = thread_cpu_time() - cpu;
     assert_eq!(kind(result), FailureKind::Timeout);
-    assert!(cpu >= Duration::from_millis(27), "stopped after {cpu:?} of CPU");
-    assert!(cpu < Duration::from_millis(30 + 25), "stopped only after {cpu:?} of CPU");
+    assert!(
+        cpu >= Duration::from_millis(27),
+        "stopped after {cpu:?} of CPU"
+    );
+    assert!(
+        cpu < Duration::from_millis(30 + 25),
+        "stopped only after {cpu:?} of CPU"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +84,11 @@ async fn a_guest_growing_to_1_gib_gets_its_memory_under_a_larger_tax_slot_cap() 
         s.deadline_ms = 10_000;
         s.tax.memory_cap_bytes = Some(1536 << 20);
     });
-    assert_eq!(runtime.settings().memory_cap_bytes, 32 << 20, "the runtime-wide cap stays small");
+    assert_eq!(
+        runtime.settings().memory_cap_bytes,
+        32 << 20,
+        "the runtime-wide cap stays small"
+    );
     load_tax(&runtime, "memory_hog", FailurePolicy::FailClosed).await;
     // The guest reports what it touched as its own error once the allocation succeeded.
     match kind(runtime.calculate_tax(&five_lines()).await) {
@@ -87,7 +105,10 @@ async fn a_guest_growing_to_1_gib_is_refused_under_a_small_tax_slot_cap_and_a_la
         s.tax.memory_cap_bytes = Some(32 << 20);
     });
     load_tax(&runtime, "memory_hog", FailurePolicy::FailClosed).await;
-    assert_eq!(kind(runtime.calculate_tax(&five_lines()).await), FailureKind::Memory);
+    assert_eq!(
+        kind(runtime.calculate_tax(&five_lines()).await),
+        FailureKind::Memory
+    );
 }
 
 #[test]
@@ -99,9 +120,15 @@ fn per_slot_limits_are_read_from_the_settings_and_default_to_the_runtime_wide_on
         "tax": {"deadline_ms": 200, "memory_cap_bytes": 134_217_728},
     }))
     .unwrap();
-    assert_eq!(settings.slot_deadline(Slot::Tax), Duration::from_millis(200));
+    assert_eq!(
+        settings.slot_deadline(Slot::Tax),
+        Duration::from_millis(200)
+    );
     assert_eq!(settings.memory_cap(Slot::Tax), 128 << 20);
-    assert_eq!(settings.slot_deadline(Slot::Email), Duration::from_millis(50));
+    assert_eq!(
+        settings.slot_deadline(Slot::Email),
+        Duration::from_millis(50)
+    );
     assert_eq!(settings.memory_cap(Slot::Validation), 32 << 20);
     assert_eq!(settings.largest_memory_cap(), 128 << 20);
 }
