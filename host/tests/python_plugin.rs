@@ -64,6 +64,21 @@ fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
 }
 
+/// Compiles the component into the shared cache once per test process, so the tests using
+/// that cache do not each compile 18 MB at the same time on a 2-core machine.
+async fn warm_shared_cache(bytes: &[u8]) {
+    static WARMED: tokio::sync::Mutex<bool> = tokio::sync::Mutex::const_new(false);
+    let mut warmed = WARMED.lock().await;
+    if !*warmed {
+        PluginRuntime::new(settings(&shared_cache()))
+            .unwrap()
+            .check(Slot::Tax, bytes)
+            .await
+            .unwrap();
+        *warmed = true;
+    }
+}
+
 fn settings(cache: &Path) -> RuntimeSettings {
     RuntimeSettings {
         cache_dir: Some(cache.to_path_buf()),
@@ -161,6 +176,7 @@ async fn the_python_plugin_answers_every_gst_tax_fixture_exactly_as_the_rust_plu
     let Some((path, bytes)) = python_tax(test) else {
         return;
     };
+    warm_shared_cache(&bytes).await;
     // No smoke test: some fixtures carry a config the smoke test would refuse (`plugin run`
     // loads the same way).
     let runtime = PluginRuntime::new(RuntimeSettings {
@@ -256,6 +272,7 @@ async fn the_python_plugin_is_refused_under_a_tax_slot_memory_cap_below_its_heap
     let Some((_, bytes)) = python_tax(test) else {
         return;
     };
+    warm_shared_cache(&bytes).await;
     // The interpreter's initial memory is about 12 MiB: an 8 MiB cap on the tax slot refuses it,
     // whatever the runtime-wide cap.
     let mut tight = RuntimeSettings {
@@ -419,6 +436,7 @@ async fn as_many_python_calls_as_the_runtime_admits_run_at_once_from_the_instanc
     let Some((path, bytes)) = python_tax(test) else {
         return;
     };
+    warm_shared_cache(&bytes).await;
     // Each instance of the Python component is 14 core instances (the interpreter, libc, the
     // WASI adapter, shims), where a Rust one is 3; the pool must hold `max_concurrent_calls`
     // of them.
