@@ -112,7 +112,10 @@ fn watch(dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.display());
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target" || n == "examples") {
+        if path
+            .file_name()
+            .is_some_and(|n| n == "target" || n == "examples")
+        {
             continue;
         }
         if path.is_dir() {
