@@ -23,7 +23,7 @@ if [[ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py
     echo "installed componentize-py $VERSION in $((SECONDS - started)) s"
 fi
 
-if [[ -f "$OUT" ]] && [[ -z "$(find "$HERE/app.py" "$HERE/build.sh" "$ROOT/wit" -newer "$OUT" -print -quit)" ]]; then
+if [[ -f "$OUT" ]] && [[ -z "$(find "$HERE/app.py" "$HERE/build.sh" "$ROOT"/wit/*.wit -newer "$OUT" -print -quit)" ]]; then
     echo "python tax plugin is up to date: $OUT"
     exit 0
 fi
