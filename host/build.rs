@@ -102,7 +102,9 @@ fn wasm_std_installed() -> bool {
         .is_dir()
 }
 
-/// Re-runs this script when any source under `dir` changes (never for build output).
+/// Re-runs this script when any source under `dir` changes (never for build output, nor for
+/// `examples/`, which this build does not compile: `plugins/examples/` holds plugins in other
+/// languages).
 fn watch(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -110,7 +112,10 @@ fn watch(dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.display());
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target") {
+        if path
+            .file_name()
+            .is_some_and(|n| n == "target" || n == "examples")
+        {
             continue;
         }
         if path.is_dir() {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one test command: starts the local test services (SQS via moto, SMTP via aiosmtpd,
 # MongoDB wire protocol via nx-27017) on free loopback ports from a project-local Python
-# virtual environment (created when missing), runs every test of the plugins and the host
-# against them, runs schemathesis against a live orderd (time-bounded), stops the services
-# and lists every test that could not run here, with the reason.
+# virtual environment (created when missing), builds the Python example plugin with
+# componentize-py (installed into the same environment when missing), runs every test of the
+# plugins and the host against them, runs schemathesis against a live orderd (time-bounded),
+# stops the services and lists every test that could not run here, with the reason.
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p orderd --test api`); the
 # schemathesis run is skipped when any are given. ORDERD_TEST_MONGODB_URI, when set to a real
@@ -26,6 +27,11 @@ export ORDERD_TEST_REQUIRE_SERVICES=1
 export ORDERD_TEST_SKIP_LOG
 ORDERD_TEST_SKIP_LOG="$(pwd)/.services/skipped.log"
 : >"$ORDERD_TEST_SKIP_LOG"
+
+echo "==> Python example plugin (componentize-py, plugins/examples/python-tax)"
+plugins/examples/python-tax/build.sh
+export ORDERD_TEST_PYTHON_TAX
+ORDERD_TEST_PYTHON_TAX="$(pwd)/target/python-plugins/python_tax.wasm"
 
 echo "==> host tests"
 cargo test --workspace "$@"

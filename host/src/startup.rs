@@ -287,6 +287,17 @@ impl Application {
         let token = CancellationToken::new();
         let settings = self.state.settings.clone();
 
+        // Serve the operator's stored plugin versions from the first order on: one convergence
+        // pass before any role starts (from the artifact cache a load takes milliseconds; a
+        // store that does not answer yet is retried by the loop below).
+        let mut plugin_sync = crate::service::plugin_sync::PluginSync::new(
+            self.state.store.clone(),
+            self.state.plugins.clone(),
+        );
+        if let Err(err) = plugin_sync.try_run_once().await {
+            tracing::warn!(error = ?err, "could not apply the stored plugin versions before serving; retrying in the background");
+        }
+
         let watcher = match &settings.plugin_dir {
             Some(dir) => Some(
                 self.state
@@ -322,12 +333,11 @@ impl Application {
             token.clone(),
         ));
         // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
-        tasks.push(crate::service::plugin_sync::spawn_plugin_sync(
-            self.state.store.clone(),
-            self.state.plugins.clone(),
+        tasks.push(tokio::spawn(crate::service::plugin_sync::run(
+            plugin_sync,
             crate::service::plugin_sync::DEFAULT_INTERVAL,
             token.clone(),
-        ));
+        )));
 
         let app = if self.roles.contains(ProcessRole::Api) {
             http::router(self.state.clone())

@@ -2,7 +2,8 @@
 //! version, a slot's version history, rollback. The work happens in `service::plugins`.
 //!
 //! Upload: `PUT /api/admin/plugins/{slot}` with `Content-Type: application/wasm` and the
-//! component as the body (at most 10 MiB). Settings go in the query string:
+//! component as the body (at most 32 MiB: a component carrying an interpreter, such as a
+//! Python plugin, is about 18 MiB). Settings go in the query string:
 //! `policy=fail-closed|fallback` (once; omitted keeps each instance's configured policy) and
 //! `config=key=value` (repeatable, in order; URL-encode the inner `=` as `%3D` or not, the
 //! first `=` after `config` splits; omitted uses each instance's configured config of the
@@ -314,13 +315,13 @@ fn upload_settings(
         ("policy" = Option<String>, Query, description = "`fail-closed` or `fallback`"),
         ("config" = Option<Vec<String>>, Query, description = "`key=value`, repeatable"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component, at most 10 MiB"),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component, at most 32 MiB"),
     responses(
         (status = 201, description = "Stored and active", body = UploadedDto),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such slot", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over 10 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over 32 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/wasm", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`plugin-rejected` with the reason (nothing changed), or bad query parameters", body = Problem, content_type = "application/problem+json"),
     ))]

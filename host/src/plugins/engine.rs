@@ -3,7 +3,8 @@
 //!
 //! * Component model with the pooling allocator, sized for `max_concurrent_calls` live
 //!   instances (instances, memories and fiber stacks come from pre-reserved slots, so a call
-//!   allocates nothing from the OS). Each memory slot is capped at the per-call memory cap.
+//!   allocates nothing from the OS). Each memory slot is sized for the largest per-slot memory
+//!   cap; a call's own cap is enforced by its store.
 //! * Epoch interruption, driven by a ticker thread that bumps the epoch every millisecond and
 //!   stops once the engine is dropped. On every tick a running guest is charged its CPU time
 //!   against the call's budget and yields to tokio (see `store.rs`).
@@ -28,26 +29,32 @@ use super::wt;
 /// Bytes of each linear memory reset with memset (kept resident) between calls.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// Core instances the pool holds per concurrent call: enough for a componentize-py component.
+const CORE_INSTANCES_PER_CALL: u32 = 16;
+
 /// How often the epoch advances; the granularity of deadlines and of yields to tokio.
 pub const TICK: Duration = Duration::from_millis(1);
 
 /// Builds the engine for `settings` and starts its epoch ticker.
 pub fn build_engine(settings: &RuntimeSettings) -> anyhow::Result<Engine> {
     let n = settings.max_concurrent_calls.max(1);
+    let memory_cap = settings.largest_memory_cap();
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)
-        // A Rust component is a handful of core instances (the program, its WASI shims).
-        .total_core_instances(n.saturating_mul(8))
+        // A Rust component is 3 core instances (the program, its WASI shims); a Python one
+        // from componentize-py is 14 (interpreter, libc, WASI adapter, shims). Slots cost
+        // address space only until used.
+        .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_CALL))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
         .total_stacks(n)
         .total_gc_heaps(n)
-        .max_memory_size(settings.memory_cap_bytes);
+        .max_memory_size(memory_cap);
     // Reset each call's memory and tables with memset instead of madvise: a fresh store per
     // call otherwise pays page faults and a decommit syscall for every page it touches. 2 MiB
     // covers a Rust guest's 1 MiB stack, its data and a small heap (measured: 28 → 20 µs per
     // tax call; see BENCHMARKS.md). The cost is that much RSS per warm pool slot.
-    pool.linear_memory_keep_resident(KEEP_RESIDENT.min(settings.memory_cap_bytes))
+    pool.linear_memory_keep_resident(KEEP_RESIDENT.min(memory_cap))
         .table_keep_resident(64 << 10);
 
     let mut config = Config::new();

@@ -49,8 +49,8 @@ struct Inner {
     linker: Linker<HostState>,
     /// Operator settings, fixed at start.
     settings: RuntimeSettings,
-    /// Per-call limits derived from the settings.
-    limits: Limits,
+    /// Per-call limits of each slot, indexed by [`Slot::index`].
+    limits: [Limits; 3],
     /// Bounds concurrent calls to what the instance pool holds.
     permits: Semaphore,
     /// Precompiled artifacts, when a cache directory is configured.
@@ -99,12 +99,12 @@ impl PluginRuntime {
             Some(dir) => Some(Arc::new(ArtifactCache::open(dir, &engine)?)),
             None => None,
         };
-        let limits = Limits {
-            memory_cap: settings.memory_cap_bytes,
-            deadline: settings.deadline(),
+        let limits = Slot::ALL.map(|slot| Limits {
+            memory_cap: settings.memory_cap(slot),
+            deadline: settings.slot_deadline(slot),
             fuel: settings.fuel,
             max_tax_rate_bps: settings.max_tax_rate_bps,
-        };
+        });
         let permits = Semaphore::new(settings.max_concurrent_calls.max(1) as usize);
         let inner = Inner {
             engine,
@@ -283,7 +283,8 @@ impl PluginRuntime {
             };
             return (Err(failure), CallStats::default());
         };
-        invoke(&self.inner.engine, &self.inner.limits, slot, plugin, input).await
+        let limits = &self.inner.limits[slot.index()];
+        invoke(&self.inner.engine, limits, slot, plugin, input).await
     }
 
     /// Compiles, checks and smoke-tests `bytes` for `slot`, then swaps it in. On any error

@@ -15,12 +15,12 @@ use super::slot::{FailurePolicy, Slot};
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeSettings {
     /// Largest linear memory a guest may grow to, in bytes. A guest that asks for more gets a
-    /// failed `memory.grow` and the call fails with the `memory` kind.
+    /// failed `memory.grow` and the call fails with the `memory` kind. A slot may set its own.
     pub memory_cap_bytes: usize,
     /// Running-time (CPU) budget of one call in milliseconds, instantiation included. A guest
     /// that uses it up is interrupted and the call fails with the `timeout` kind. A call that
     /// has not returned after ten times this much wall-clock time (a guest blocked in a host
-    /// call, or a starved machine) fails the same way.
+    /// call, or a starved machine) fails the same way. A slot may set its own.
     pub deadline_ms: u64,
     /// Largest JSON-serialized input (draft or stored order) a call accepts, in bytes; larger
     /// inputs are refused before any guest code runs.
@@ -75,6 +75,27 @@ impl RuntimeSettings {
         Duration::from_millis(self.deadline_ms)
     }
 
+    /// The memory cap of `slot`'s calls: the slot's own, else the runtime-wide one.
+    pub fn memory_cap(&self, slot: Slot) -> usize {
+        self.slot(slot)
+            .memory_cap_bytes
+            .unwrap_or(self.memory_cap_bytes)
+    }
+
+    /// The running-time budget of `slot`'s calls: the slot's own, else the runtime-wide one.
+    pub fn slot_deadline(&self, slot: Slot) -> Duration {
+        Duration::from_millis(self.slot(slot).deadline_ms.unwrap_or(self.deadline_ms))
+    }
+
+    /// The largest memory cap of any slot: what each slot of the instance pool reserves.
+    pub fn largest_memory_cap(&self) -> usize {
+        Slot::ALL
+            .into_iter()
+            .map(|slot| self.memory_cap(slot))
+            .max()
+            .unwrap_or(self.memory_cap_bytes)
+    }
+
     /// The settings of one slot.
     pub fn slot(&self, slot: Slot) -> &SlotSettings {
         match slot {
@@ -102,4 +123,10 @@ pub struct SlotSettings {
     pub policy: FailurePolicy,
     /// Key/value settings passed to the plugin on every call.
     pub config: Config,
+    /// Memory cap of this slot's calls in bytes, when it differs from the runtime-wide
+    /// `memory_cap_bytes` (a plugin in an interpreted language needs tens of MiB).
+    pub memory_cap_bytes: Option<usize>,
+    /// Running-time budget of this slot's calls in milliseconds, when it differs from the
+    /// runtime-wide `deadline_ms`.
+    pub deadline_ms: Option<u64>,
 }

@@ -41,8 +41,10 @@ use super::slot::{FailurePolicy, PluginSource, Slot};
 /// How long the directory must be quiet before the watcher acts.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Largest component accepted from the plugins directory or an upload, in bytes.
-pub const MAX_COMPONENT_BYTES: usize = 10 << 20;
+/// Largest component accepted from the plugins directory or an upload, in bytes: room for a
+/// component that carries a language runtime (a Python rule built by componentize-py is
+/// about 18 MB).
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
 /// Largest `<slot>.toml` accepted, in bytes.
 pub const MAX_SLOT_FILE_BYTES: usize = 64 << 10;
 

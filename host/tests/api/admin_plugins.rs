@@ -251,7 +251,7 @@ async fn a_component_that_is_not_a_plugin_for_the_slot_is_refused_and_nothing_ch
 }
 
 #[tokio::test]
-async fn uploads_need_a_known_slot_the_wasm_media_type_a_valid_policy_and_at_most_10_mib() {
+async fn uploads_need_a_known_slot_the_wasm_media_type_a_valid_policy_and_at_most_32_mib() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     assert_problem(
@@ -285,7 +285,7 @@ async fn uploads_need_a_known_slot_the_wasm_media_type_a_valid_policy_and_at_mos
     .await;
     assert_eq!(problem["errors"][0]["field"], "config");
     assert_problem(
-        upload(&app, &admin, "tax", vec![0u8; (10 << 20) + 1]).await,
+        upload(&app, &admin, "tax", vec![0u8; (32 << 20) + 1]).await,
         413,
         "payload-too-large",
     )

@@ -1,6 +1,6 @@
-//! Black-box tests of the plugin runtime: limits (deadline, memory, fuel, input size) in
-//! obeyed/violated pairs, the sandbox, refused candidates, hot swap, failure policies, the
-//! directory watcher, the artifact cache and the default plugins' documented results. The
+//! Black-box tests of the plugin runtime: limits (deadline, memory, fuel, input size; also per
+//! slot) in obeyed/violated pairs, the sandbox, refused candidates, hot swap, failure policies,
+//! the directory watcher, the artifact cache and the default plugins' documented results. The
 //! hostile guests are the components built from `plugins/test-guests/`.
 
 mod cache;
@@ -14,6 +14,7 @@ mod policy;
 mod sandbox;
 #[path = "../support/skip.rs"]
 mod support_skip;
+mod slot_limits;
 mod upload_cancel;
 mod watcher;
 mod watcher_files;

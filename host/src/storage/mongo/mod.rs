@@ -99,6 +99,7 @@ pub(crate) mod names {
     pub const INBOX: &str = "inbox";
     pub const EMAIL_SENDS: &str = "email_sends";
     pub const PLUGIN_VERSIONS: &str = "plugin_versions";
+    pub const PLUGIN_WASM_PARTS: &str = "plugin_wasm_parts";
     pub const ACTIVE_PLUGINS: &str = "active_plugins";
     pub const RESUME_TOKENS: &str = "change_stream_resume_tokens";
 
@@ -114,6 +115,7 @@ pub(crate) mod names {
         INBOX,
         EMAIL_SENDS,
         PLUGIN_VERSIONS,
+        PLUGIN_WASM_PARTS,
         ACTIVE_PLUGINS,
         RESUME_TOKENS,
     ];
@@ -133,6 +135,7 @@ struct Collections {
     inbox: Collection<Document>,
     email_sends: Collection<Document>,
     plugin_versions: Collection<Document>,
+    plugin_wasm_parts: Collection<Document>,
     active_plugins: Collection<Document>,
     resume_tokens: Collection<Document>,
 }
@@ -151,6 +154,7 @@ impl Collections {
             inbox: c(names::INBOX),
             email_sends: c(names::EMAIL_SENDS),
             plugin_versions: c(names::PLUGIN_VERSIONS),
+            plugin_wasm_parts: c(names::PLUGIN_WASM_PARTS),
             active_plugins: c(names::ACTIVE_PLUGINS),
             resume_tokens: c(names::RESUME_TOKENS),
         }

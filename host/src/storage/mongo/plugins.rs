@@ -1,6 +1,8 @@
 //! Plugin versions and the active pointer per slot on MongoDB. The wasm bytes are stored as
-//! BSON binary in the version document (uploads are at most 10 MiB, under MongoDB's 16 MiB
-//! document limit); config is an array of `{key, value}` so keys keep their order and may
+//! BSON binary in the version document, or, above [`WASM_PART_BYTES`] (a component with an
+//! interpreter inside is tens of MiB; MongoDB refuses documents over 16 MiB), in parts in
+//! `plugin_wasm_parts`, written before the version document so a visible version always has
+//! all its bytes. Config is an array of `{key, value}` so keys keep their order and may
 //! contain any character.
 
 use async_trait::async_trait;
@@ -11,18 +13,35 @@ use mongodb::options::ReturnDocument;
 
 use super::MongoStore;
 use super::codec::{
-    date, get_bytes, get_docs, get_id, get_opt_id, get_opt_str, get_str, get_time, get_u64, oid,
+    date, get_bytes, get_docs, get_i64, get_id, get_opt_id, get_opt_str, get_str, get_time,
+    get_u64, oid,
 };
 use super::error::{MongoContext, backend, is_duplicate_key};
 use crate::domain::Id;
 use crate::storage::{ActivePlugin, PluginStore, PluginVersion, StoreError, StoreResult};
 
-fn version_doc(v: &PluginVersion) -> Document {
+/// Largest component stored inline in its version document.
+const WASM_PART_BYTES: usize = 8 << 20;
+
+fn binary(bytes: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    }
+}
+
+/// The version document; `wasm` holds the bytes, or `wasmParts` their number of parts.
+fn version_doc(v: &PluginVersion, parts: usize) -> Document {
+    let wasm = if parts == 0 {
+        ("wasm", Bson::Binary(binary(&v.wasm)))
+    } else {
+        ("wasmParts", Bson::Int64(parts as i64))
+    };
     doc! {
         "_id": oid(v.id),
         "slot": &v.slot,
         "sha256": &v.sha256,
-        "wasm": Binary { subtype: BinarySubtype::Generic, bytes: v.wasm.clone() },
+        wasm.0: wasm.1,
         "config": v.config.iter().map(|(k, val)| doc! { "key": k, "value": val }).collect::<Vec<_>>(),
         "policy": v.policy.as_deref().map(Bson::from).unwrap_or(Bson::Null),
         "createdAt": date(v.created_at),
@@ -61,12 +80,51 @@ fn active_from_doc(d: &Document) -> StoreResult<ActivePlugin> {
     })
 }
 
+/// The `_id` of one part of a component: the version id and the part's index.
+fn part_id(version: Id, part: i64) -> String {
+    format!("{}:{part}", version.to_hex())
+}
+
+impl MongoStore {
+    /// The bytes of a component stored in `count` parts, each read by its `_id`.
+    async fn wasm_parts(&self, id: Id, count: i64) -> StoreResult<Vec<u8>> {
+        let mut wasm = Vec::new();
+        for part in 0..count {
+            let found = self
+                .c
+                .plugin_wasm_parts
+                .find_one(doc! { "_id": part_id(id, part) })
+                .await
+                .ctx("Failed to read a part of a plugin component")?;
+            let Some(found) = found else {
+                return Err(StoreError::backend(anyhow::anyhow!(
+                    "part {part} of the {count} parts of plugin version {id} is missing"
+                )));
+            };
+            wasm.extend(get_bytes(&found, "bytes")?);
+        }
+        Ok(wasm)
+    }
+}
+
 #[async_trait]
 impl PluginStore for MongoStore {
     async fn put_plugin_version(&self, version: &PluginVersion) -> StoreResult<()> {
+        let mut parts = 0;
+        if version.wasm.len() > WASM_PART_BYTES {
+            for (part, bytes) in (0..).zip(version.wasm.chunks(WASM_PART_BYTES)) {
+                let id = part_id(version.id, part);
+                self.c
+                    .plugin_wasm_parts
+                    .insert_one(doc! { "_id": id, "bytes": binary(bytes) })
+                    .await
+                    .ctx("Failed to insert a part of a plugin component")?;
+                parts += 1;
+            }
+        }
         self.c
             .plugin_versions
-            .insert_one(version_doc(version))
+            .insert_one(version_doc(version, parts))
             .await
             .ctx("Failed to insert a plugin version")?;
         Ok(())
@@ -79,7 +137,15 @@ impl PluginStore for MongoStore {
             .find_one(doc! { "_id": oid(id) })
             .await
             .ctx("Failed to look up a plugin version")?;
-        found.as_ref().map(version_from_doc).transpose()
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let mut version = version_from_doc(&found)?;
+        if found.contains_key("wasmParts") {
+            let parts = get_i64(&found, "wasmParts")?;
+            version.wasm = self.wasm_parts(id, parts).await?;
+        }
+        Ok(Some(version))
     }
 
     async fn plugin_versions(&self, slot: &str) -> StoreResult<Vec<PluginVersion>> {

@@ -89,6 +89,7 @@ macro_rules! contract_tests {
             delivery_batches::concurrent_batches_of_the_same_events_claim_each_send_once,
             plugins::plugin_versions_are_stored_and_listed_newest_first_without_their_bytes,
             plugins::every_change_of_the_active_plugin_bumps_its_generation,
+            plugins::a_20_mib_component_is_stored_and_read_back_whole,
             durability::committed_data_survives_reopening_the_store,
             failed::orders_in_one_status_come_newest_first_across_customers_page_by_page,
             failed::a_customers_orders_in_one_status_are_only_theirs,

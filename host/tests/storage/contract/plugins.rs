@@ -85,3 +85,25 @@ pub async fn every_change_of_the_active_plugin_bumps_its_generation(h: &dyn Harn
     active.sort_by(|a, b| a.slot.cmp(&b.slot));
     assert_eq!(active, vec![other, second]);
 }
+
+/// A component with an interpreter inside (a Python plugin is about 18 MB) is larger than a
+/// MongoDB document may be.
+pub async fn a_20_mib_component_is_stored_and_read_back_whole(h: &dyn Harness) {
+    let store = h.store();
+    let wasm: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let big = version("tax", &wasm);
+    let small = version("tax", b"\0asm small");
+    store.put_plugin_version(&big).await.unwrap();
+    store.put_plugin_version(&small).await.unwrap();
+    let read = store.plugin_version(big.id).await.unwrap().unwrap();
+    assert_eq!(read.wasm.len(), wasm.len());
+    assert!(read.wasm == wasm, "the bytes come back in order");
+    assert_eq!(read, big);
+    assert_eq!(
+        store.plugin_version(small.id).await.unwrap(),
+        Some(small.clone())
+    );
+    let listed = store.plugin_versions("tax").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|v| v.wasm.is_empty()));
+}
