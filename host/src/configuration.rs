@@ -184,6 +184,24 @@ pub struct HttpSettings {
     pub max_delivery_backlog: u64,
     /// How long an order write may wait for the backlog to come down before it is refused.
     pub backlog_wait_ms: u64,
+    /// Proxies (IP addresses or CIDR blocks, such as `10.0.0.0/8`) whose
+    /// `client_ip_header` is believed. A request from any other peer is keyed on the peer
+    /// address, whatever headers it sends. Empty (the default): the peer address always.
+    pub trusted_proxies: Vec<String>,
+    /// Which header a trusted proxy names the client in: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239).
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
 }
 
 impl Default for HttpSettings {
@@ -198,6 +216,8 @@ impl Default for HttpSettings {
             admission_wait_ms: 100,
             max_delivery_backlog: 2_000,
             backlog_wait_ms: 2_000,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }
@@ -248,6 +268,10 @@ pub struct AuthSettings {
     /// How many password hashes may run at once, each on its own low-priority thread; 0 means
     /// the number of cores.
     pub hash_concurrency: usize,
+    /// For how long after a refresh token was rotated presenting it again yields the same
+    /// successor instead of counting as reuse (two tabs or a client retry refreshing at
+    /// once). Past it, presenting it revokes the family.
+    pub refresh_grace_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -259,19 +283,40 @@ impl Default for AuthSettings {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 14 * 24 * 3600,
             hash_concurrency: 0,
+            refresh_grace_ms: 5_000,
         }
     }
 }
 
-/// Per-client-IP rate limit of the login and register routes.
+/// Abuse limits (`[rate_limit]`). `enabled = false` turns every one of them off (load
+/// tests only).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     pub enabled: bool,
-    /// One request is replenished every this many milliseconds.
+    /// Login and register, per client address: one request is replenished every this many
+    /// milliseconds…
     pub replenish_ms: u64,
-    /// Requests a client may send in a burst.
+    /// …and a client may send this many in a burst.
     pub burst: u32,
+    /// Refresh and logout, per client address: one request replenished every this many ms…
+    pub session_replenish_ms: u64,
+    /// …and this many in a burst.
+    pub session_burst: u32,
+    /// Failed logins of one account that cost nothing; each further one doubles the wait
+    /// before the account's next login is looked at.
+    pub free_failed_logins: u32,
+    /// The first wait after the free failed logins, in milliseconds.
+    pub failed_login_delay_ms: u64,
+    /// The longest wait, in milliseconds: an attacker can never hold an account's logins off
+    /// for longer than this after their last attempt.
+    pub failed_login_delay_cap_ms: u64,
+    /// Order writes (place and cancel) per user: one replenished every this many ms…
+    pub order_replenish_ms: u64,
+    /// …and this many in a burst.
+    pub order_burst: u32,
+    /// Orders one user may have `pending` or `processing` at once; 0 = no cap.
+    pub max_open_orders: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -280,6 +325,14 @@ impl Default for RateLimitSettings {
             enabled: true,
             replenish_ms: 2_000,
             burst: 10,
+            session_replenish_ms: 1_000,
+            session_burst: 30,
+            free_failed_logins: 5,
+            failed_login_delay_ms: 1_000,
+            failed_login_delay_cap_ms: 60_000,
+            order_replenish_ms: 1_000,
+            order_burst: 20,
+            max_open_orders: 20,
         }
     }
 }
@@ -319,10 +372,20 @@ impl Settings {
 
     /// The JWT secret to sign with: the configured one, or in development the one kept in
     /// `<data dir>/jwt-secret` (created with a warning on first start).
+    /// A configured secret that is a known default or of low entropy is refused in production
+    /// and warned about in development.
     pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
         if let Some(secret) = &self.auth.jwt_secret {
             if secret.expose().len() < MIN_JWT_SECRET_BYTES {
                 bail!("the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long");
+            }
+            if let Some(reason) = weak_secret(secret.expose()) {
+                if self.is_production() {
+                    bail!(
+                        "production mode refuses this JWT secret: {reason}; generate one with `openssl rand -hex 32`"
+                    );
+                }
+                tracing::warn!(%reason, "the configured JWT secret is weak; production mode would refuse it");
             }
             return Ok(secret.clone());
         }
@@ -333,6 +396,59 @@ impl Settings {
         }
         load_or_create_secret(&self.data_dir.join("jwt-secret"))
     }
+}
+
+/// Fewest bits of entropy a JWT secret must show, estimated from its own character
+/// frequencies (Shannon entropy × length). A random 32-character hex string (128 bits) scores
+/// about 115 and practically never below 90; a repeated or dictionary-like string scores far
+/// less (`"ab"` × 16 scores 32).
+pub const MIN_JWT_SECRET_BITS: f64 = 80.0;
+
+/// Parts of placeholder secrets (compared case-insensitively): a secret containing one was
+/// copied from documentation, not generated.
+const PLACEHOLDER_PARTS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "placeholder",
+    "example",
+    "your-secret",
+    "local-compose-secret",
+];
+
+/// Why `secret` must not sign tokens in production, or `None` when it looks generated.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    let lower = secret.to_ascii_lowercase();
+    if let Some(part) = PLACEHOLDER_PARTS.iter().find(|p| lower.contains(*p)) {
+        return Some(format!("it contains the placeholder text {part:?}"));
+    }
+    let bits = estimated_entropy_bits(secret);
+    if bits < MIN_JWT_SECRET_BITS {
+        return Some(format!(
+            "its estimated entropy is {bits:.0} bits, below {MIN_JWT_SECRET_BITS:.0}"
+        ));
+    }
+    None
+}
+
+/// Shannon entropy of `s`'s byte frequencies times its length, in bits.
+fn estimated_entropy_bits(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    let per_byte: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_byte * n
 }
 
 /// Reads the secret kept at `path`, or creates it (owner-only permissions) when absent.
@@ -441,6 +557,36 @@ mod tests {
         settings.auth.jwt_secret = Some(Secret::new("short"));
         assert!(settings.resolve_jwt_secret().is_err());
         settings.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
+        assert!(settings.resolve_jwt_secret().is_err(), "low entropy");
+        settings.auth.jwt_secret = Some(Secret::new(
+            "local-compose-secret-change-me-0123456789abcdef",
+        ));
+        assert!(settings.resolve_jwt_secret().is_err(), "the old compose default");
+        settings.auth.jwt_secret = Some(Secret::new("9f2c4e1ab37d8c05e6f1a2b94d7c3e80"));
+        assert!(settings.resolve_jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn weak_secrets_are_named_with_their_reason_and_generated_ones_pass() {
+        assert!(weak_secret(&"ab".repeat(16)).unwrap().contains("entropy"));
+        assert!(weak_secret("please-CHANGE-ME-0123456789abcdefghij").unwrap().contains("change-me"));
+        let mut bytes = [0u8; 32];
+        for _ in 0..200 {
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[..16]);
+            let generated = hex::encode(&bytes[..16]);
+            assert_eq!(weak_secret(&generated), None, "{generated}");
+        }
+    }
+
+    #[test]
+    fn development_mode_accepts_a_weak_configured_secret_with_a_warning() {
+        let settings = Settings {
+            auth: AuthSettings {
+                jwt_secret: Some(Secret::new("x".repeat(32))),
+                ..AuthSettings::default()
+            },
+            ..Settings::default()
+        };
         assert!(settings.resolve_jwt_secret().is_ok());
     }
 

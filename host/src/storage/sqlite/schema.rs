@@ -12,7 +12,7 @@
 pub const COMPONENT: &str = "store";
 
 /// Migration steps; step `i` is schema version `i + 1`.
-pub const STEPS: &[&str] = &[V1, V2];
+pub const STEPS: &[&str] = &[V1, V2, V3_SESSIONS_AND_LIMITS];
 
 const V1: &str = r#"
 CREATE TABLE users (
@@ -151,4 +151,16 @@ const V2: &str = r#"
 DROP INDEX orders_by_status;
 CREATE INDEX orders_by_status ON orders (status, id);
 ALTER TABLE outbox ADD COLUMN republished INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Version 3, sessions and abuse limits: a per-user token version (bumped by a role change and
+/// "log out everywhere", checked against the `ver` claim of access tokens); the previous
+/// token of each refresh family and when it was rotated (a short grace window in which it
+/// yields the same successor); and an index counting a customer's open orders for the
+/// open-order cap.
+const V3_SESSIONS_AND_LIMITS: &str = r#"
+ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refresh_families ADD COLUMN previous_hash BLOB;
+ALTER TABLE refresh_families ADD COLUMN rotated_at INTEGER;
+CREATE INDEX orders_open_by_user ON orders (user_id, status);
 "#;
