@@ -561,7 +561,10 @@ mod tests {
         settings.auth.jwt_secret = Some(Secret::new(
             "local-compose-secret-change-me-0123456789abcdef",
         ));
-        assert!(settings.resolve_jwt_secret().is_err(), "the old compose default");
+        assert!(
+            settings.resolve_jwt_secret().is_err(),
+            "the old compose default"
+        );
         settings.auth.jwt_secret = Some(Secret::new("9f2c4e1ab37d8c05e6f1a2b94d7c3e80"));
         assert!(settings.resolve_jwt_secret().is_ok());
     }
@@ -569,7 +572,11 @@ mod tests {
     #[test]
     fn weak_secrets_are_named_with_their_reason_and_generated_ones_pass() {
         assert!(weak_secret(&"ab".repeat(16)).unwrap().contains("entropy"));
-        assert!(weak_secret("please-CHANGE-ME-0123456789abcdefghij").unwrap().contains("change-me"));
+        assert!(
+            weak_secret("please-CHANGE-ME-0123456789abcdefghij")
+                .unwrap()
+                .contains("change-me")
+        );
         let mut bytes = [0u8; 32];
         for _ in 0..200 {
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[..16]);

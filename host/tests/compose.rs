@@ -288,7 +288,10 @@ fn the_stack_has_no_default_jwt_secret_and_refuses_to_start_without_one() {
     );
     // No secret of any kind is written into the file.
     let text = read("docker-compose.yml");
-    assert!(!text.contains("change-me"), "a placeholder secret is left in the stack");
+    assert!(
+        !text.contains("change-me"),
+        "a placeholder secret is left in the stack"
+    );
 }
 
 #[test]

@@ -155,7 +155,10 @@ mod tests {
         }
         assert_eq!(t.check("ada@example.com", now), Err(Duration::from_secs(1)));
         assert_eq!(t.check("bob@example.com", now), Ok(()), "other accounts");
-        assert_eq!(t.check("ada@example.com", now + Duration::from_secs(1)), Ok(()));
+        assert_eq!(
+            t.check("ada@example.com", now + Duration::from_secs(1)),
+            Ok(())
+        );
         t.succeeded("ada@example.com");
         assert_eq!(t.failed("ada@example.com", now), Duration::ZERO);
     }

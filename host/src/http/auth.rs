@@ -229,7 +229,10 @@ fn token_response(
     };
     Ok((
         [
-            (header::SET_COOKIE, refresh_cookie(state, Some(refresh_token))),
+            (
+                header::SET_COOKIE,
+                refresh_cookie(state, Some(refresh_token)),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Json(body),

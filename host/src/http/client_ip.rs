@@ -50,7 +50,9 @@ impl ClientIp {
                 IpNet::from_str(entry)
                     .or_else(|_| IpAddr::from_str(entry).map(IpNet::from))
                     .with_context(|| {
-                        format!("http.trusted_proxies: {entry:?} is not an IP address or CIDR block")
+                        format!(
+                            "http.trusted_proxies: {entry:?} is not an IP address or CIDR block"
+                        )
                     })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -95,7 +95,10 @@ pub async fn concurrent_rotations_asking_for_the_same_successor_both_get_it(h: &
         });
         let outcomes = [one.await.unwrap().unwrap(), two.await.unwrap().unwrap()];
         for outcome in &outcomes {
-            assert!(matches!(outcome, RotateOutcome::Rotated { .. }), "{outcomes:?}");
+            assert!(
+                matches!(outcome, RotateOutcome::Rotated { .. }),
+                "{outcomes:?}"
+            );
         }
         // The successor is live.
         let after = store
@@ -124,7 +127,12 @@ pub async fn ending_sessions_bumps_the_token_version_and_revokes_every_family_of
 
     assert_eq!(store.end_sessions(ada.id, now()).await.unwrap(), 1);
     assert_eq!(
-        store.session_state(ada.id).await.unwrap().unwrap().token_version,
+        store
+            .session_state(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_version,
         1
     );
     let t = now();
@@ -141,7 +149,10 @@ pub async fn ending_sessions_bumps_the_token_version_and_revokes_every_family_of
         .rotate_refresh(bobs.token_hash, hash(), t, t + Duration::hours(1))
         .await
         .unwrap();
-    assert!(matches!(untouched, RotateOutcome::Rotated { .. }), "another user's session");
+    assert!(
+        matches!(untouched, RotateOutcome::Rotated { .. }),
+        "another user's session"
+    );
 
     store.set_role(ada.id, Role::Admin).await.unwrap();
     let state = store.session_state(ada.id).await.unwrap().unwrap();
@@ -184,11 +195,21 @@ pub async fn an_order_beyond_the_open_order_cap_is_refused_and_writes_nothing(h:
         .unwrap();
     // A processed or cancelled order is not open.
     store
-        .transition_order(first.id, &[OrderStatus::Pending], OrderStatus::Processing, now())
+        .transition_order(
+            first.id,
+            &[OrderStatus::Pending],
+            OrderStatus::Processing,
+            now(),
+        )
         .await
         .unwrap();
     store
-        .transition_order(first.id, &[OrderStatus::Processing], OrderStatus::Processed, now())
+        .transition_order(
+            first.id,
+            &[OrderStatus::Processing],
+            OrderStatus::Processed,
+            now(),
+        )
         .await
         .unwrap();
     store
