@@ -352,8 +352,9 @@ pub async fn login(
         description = "Optional: the refresh token, when not sent as the cookie"),
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token (reuse revokes the family)",
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token (reuse after the grace window revokes the family)",
             body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,

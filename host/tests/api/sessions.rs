@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use orderd::domain::Role;
+use orderd::domain::{Id, Role};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with, unique};
@@ -200,4 +200,17 @@ async fn a_customer_signing_out_everywhere_can_no_longer_use_me_or_refresh() {
         .await
         .unwrap();
     assert_problem(again, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn an_admin_token_of_an_account_that_no_longer_exists_is_refused() {
+    let app = spawn_app().await;
+    // Validly signed, for an admin the store does not know (deleted).
+    let token = app
+        .state
+        .tokens
+        .issue_access(Id::new(), Role::Admin)
+        .unwrap()
+        .token;
+    assert_problem(admin_route(&app, &token).await, 401, "unauthorized").await;
 }

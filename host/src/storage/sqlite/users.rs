@@ -39,6 +39,20 @@ fn user_from_row(row: &Row<'_>) -> StoreResult<User> {
 }
 
 impl SqliteStore {
+    /// Whether `hash` was ever issued as a refresh token (a read, no write transaction).
+    async fn token_known(&self, hash: [u8; 32]) -> StoreResult<bool> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT 1 FROM refresh_tokens WHERE hash = ?1")
+                    .ctx("Failed to prepare the token check")?
+                    .query_row([&hash[..]], |_| Ok(()))
+                    .optional()
+                    .ctx("Failed to check a refresh token")
+                    .map(|found| found.is_some())
+            })
+            .await
+    }
+
     async fn user_where(&self, sql: &'static str, key: String) -> StoreResult<Option<User>> {
         self.db.read(move |conn| user_where(conn, sql, key)).await
     }
@@ -194,6 +208,11 @@ impl TokenStore for SqliteStore {
         grace: Duration,
     ) -> StoreResult<RotateOutcome> {
         let grace_micros = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        // A token never issued is answered from a reader: a flood of made-up tokens does not
+        // queue on the single writer.
+        if !self.token_known(presented).await? {
+            return Ok(RotateOutcome::Invalid);
+        }
         self.db
             .write(move |tx| {
                 let family = tx
@@ -268,6 +287,9 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_family_of(&self, presented: [u8; 32]) -> StoreResult<()> {
+        if !self.token_known(presented).await? {
+            return Ok(());
+        }
         self.db
             .write(move |tx| {
                 tx.prepare_cached(
