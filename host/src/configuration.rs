@@ -78,7 +78,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
-    pub rate_limit: RateLimitSettings,
+    /// Abuse limits (`[rate_limit]`): per client address, per account, per user.
+    pub rate_limit: crate::http::rate_limit::RateLimitSettings,
     /// Directory watched for `<slot>.wasm` plugin files; `None` serves the embedded defaults
     /// and uploads only.
     pub plugin_dir: Option<PathBuf>,
@@ -110,7 +111,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             auth: AuthSettings::default(),
-            rate_limit: RateLimitSettings::default(),
+            rate_limit: Default::default(),
             plugin_dir: None,
             plugins: RuntimeSettings::default(),
             roles: "api,relay,consumer".into(),
@@ -288,55 +289,6 @@ impl Default for AuthSettings {
     }
 }
 
-/// Abuse limits (`[rate_limit]`). `enabled = false` turns every one of them off (load
-/// tests only).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitSettings {
-    pub enabled: bool,
-    /// Login and register, per client address: one request is replenished every this many
-    /// milliseconds…
-    pub replenish_ms: u64,
-    /// …and a client may send this many in a burst.
-    pub burst: u32,
-    /// Refresh and logout, per client address: one request replenished every this many ms…
-    pub session_replenish_ms: u64,
-    /// …and this many in a burst.
-    pub session_burst: u32,
-    /// Failed logins of one account that cost nothing; each further one doubles the wait
-    /// before the account's next login is looked at.
-    pub free_failed_logins: u32,
-    /// The first wait after the free failed logins, in milliseconds.
-    pub failed_login_delay_ms: u64,
-    /// The longest wait, in milliseconds: an attacker can never hold an account's logins off
-    /// for longer than this after their last attempt.
-    pub failed_login_delay_cap_ms: u64,
-    /// Order writes (place and cancel) per user: one replenished every this many ms…
-    pub order_replenish_ms: u64,
-    /// …and this many in a burst.
-    pub order_burst: u32,
-    /// Orders one user may have `pending` or `processing` at once; 0 = no cap.
-    pub max_open_orders: u32,
-}
-
-impl Default for RateLimitSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            replenish_ms: 2_000,
-            burst: 10,
-            session_replenish_ms: 1_000,
-            session_burst: 30,
-            free_failed_logins: 5,
-            failed_login_delay_ms: 1_000,
-            failed_login_delay_cap_ms: 60_000,
-            order_replenish_ms: 1_000,
-            order_burst: 20,
-            max_open_orders: 20,
-        }
-    }
-}
-
 impl Settings {
     /// Loads defaults → `file` (or the file named by `ORDERD_CONFIG`) → `ORDERD_*` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -379,7 +331,7 @@ impl Settings {
             if secret.expose().len() < MIN_JWT_SECRET_BYTES {
                 bail!("the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long");
             }
-            if let Some(reason) = weak_secret(secret.expose()) {
+            if let Some(reason) = crate::auth::secret_strength::weak_secret(secret.expose()) {
                 if self.is_production() {
                     bail!(
                         "production mode refuses this JWT secret: {reason}; generate one with `openssl rand -hex 32`"
@@ -396,59 +348,6 @@ impl Settings {
         }
         load_or_create_secret(&self.data_dir.join("jwt-secret"))
     }
-}
-
-/// Fewest bits of entropy a JWT secret must show, estimated from its own character
-/// frequencies (Shannon entropy × length). A random 32-character hex string (128 bits) scores
-/// about 115 and practically never below 90; a repeated or dictionary-like string scores far
-/// less (`"ab"` × 16 scores 32).
-pub const MIN_JWT_SECRET_BITS: f64 = 80.0;
-
-/// Parts of placeholder secrets (compared case-insensitively): a secret containing one was
-/// copied from documentation, not generated.
-const PLACEHOLDER_PARTS: &[&str] = &[
-    "change-me",
-    "changeme",
-    "change_me",
-    "replace-me",
-    "replaceme",
-    "placeholder",
-    "example",
-    "your-secret",
-    "local-compose-secret",
-];
-
-/// Why `secret` must not sign tokens in production, or `None` when it looks generated.
-pub fn weak_secret(secret: &str) -> Option<String> {
-    let lower = secret.to_ascii_lowercase();
-    if let Some(part) = PLACEHOLDER_PARTS.iter().find(|p| lower.contains(*p)) {
-        return Some(format!("it contains the placeholder text {part:?}"));
-    }
-    let bits = estimated_entropy_bits(secret);
-    if bits < MIN_JWT_SECRET_BITS {
-        return Some(format!(
-            "its estimated entropy is {bits:.0} bits, below {MIN_JWT_SECRET_BITS:.0}"
-        ));
-    }
-    None
-}
-
-/// Shannon entropy of `s`'s byte frequencies times its length, in bits.
-fn estimated_entropy_bits(s: &str) -> f64 {
-    let mut counts = [0u32; 256];
-    for b in s.bytes() {
-        counts[usize::from(b)] += 1;
-    }
-    let n = s.len() as f64;
-    let per_byte: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum();
-    per_byte * n
 }
 
 /// Reads the secret kept at `path`, or creates it (owner-only permissions) when absent.
@@ -567,22 +466,6 @@ mod tests {
         );
         settings.auth.jwt_secret = Some(Secret::new("9f2c4e1ab37d8c05e6f1a2b94d7c3e80"));
         assert!(settings.resolve_jwt_secret().is_ok());
-    }
-
-    #[test]
-    fn weak_secrets_are_named_with_their_reason_and_generated_ones_pass() {
-        assert!(weak_secret(&"ab".repeat(16)).unwrap().contains("entropy"));
-        assert!(
-            weak_secret("please-CHANGE-ME-0123456789abcdefghij")
-                .unwrap()
-                .contains("change-me")
-        );
-        let mut bytes = [0u8; 32];
-        for _ in 0..200 {
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[..16]);
-            let generated = hex::encode(&bytes[..16]);
-            assert_eq!(weak_secret(&generated), None, "{generated}");
-        }
     }
 
     #[test]

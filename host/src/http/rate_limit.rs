@@ -26,8 +26,59 @@ use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::LoginThrottle;
+use serde::Deserialize;
+
 use crate::configuration::Settings;
 use crate::domain::Id;
+
+/// Abuse limits (`[rate_limit]`). `enabled = false` turns every one of them off (load
+/// tests only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Login and register, per client address: one request is replenished every this many
+    /// milliseconds…
+    pub replenish_ms: u64,
+    /// …and a client may send this many in a burst.
+    pub burst: u32,
+    /// Refresh and logout, per client address: one request replenished every this many ms…
+    pub session_replenish_ms: u64,
+    /// …and this many in a burst.
+    pub session_burst: u32,
+    /// Failed logins of one account that cost nothing; each further one doubles the wait
+    /// before the account's next login is looked at.
+    pub free_failed_logins: u32,
+    /// The first wait after the free failed logins, in milliseconds.
+    pub failed_login_delay_ms: u64,
+    /// The longest wait, in milliseconds: an attacker can never hold an account's logins off
+    /// for longer than this after their last attempt.
+    pub failed_login_delay_cap_ms: u64,
+    /// Order writes (place and cancel) per user: one replenished every this many ms…
+    pub order_replenish_ms: u64,
+    /// …and this many in a burst.
+    pub order_burst: u32,
+    /// Orders one user may have `pending` or `processing` at once; 0 = no cap.
+    pub max_open_orders: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replenish_ms: 2_000,
+            burst: 10,
+            session_replenish_ms: 1_000,
+            session_burst: 30,
+            free_failed_logins: 5,
+            failed_login_delay_ms: 1_000,
+            failed_login_delay_cap_ms: 60_000,
+            order_replenish_ms: 1_000,
+            order_burst: 20,
+            max_open_orders: 20,
+        }
+    }
+}
 
 /// How often idle keys are forgotten, so the limiters' memory stays bounded.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
