@@ -423,6 +423,19 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure type
+    fn trusted_proxies_and_their_header_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD_HTTP__TRUSTED_PROXIES", "[10.0.0.0/8, 192.0.2.7]");
+            jail.set_env("ORDERD_HTTP__CLIENT_IP_HEADER", "forwarded");
+            let s = Settings::load(None).expect("settings load");
+            assert_eq!(s.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
+            assert_eq!(s.http.client_ip_header, ClientIpHeader::Forwarded);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn unknown_settings_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERD_HTTP__PROT", "9100");
