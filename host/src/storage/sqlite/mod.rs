@@ -10,7 +10,7 @@ mod orders;
 mod outbox;
 mod plugins;
 mod products;
-mod schema;
+pub mod schema;
 mod sweep;
 mod users;
 
