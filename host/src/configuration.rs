@@ -18,6 +18,8 @@ use serde::Deserialize;
 
 use crate::plugins::RuntimeSettings;
 
+pub use crate::http::rate_limit::RateLimitSettings;
+
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "ORDERD_CONFIG";
 
@@ -79,7 +81,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     /// Abuse limits (`[rate_limit]`): per client address, per account, per user.
-    pub rate_limit: crate::http::rate_limit::RateLimitSettings,
+    pub rate_limit: RateLimitSettings,
     /// Directory watched for `<slot>.wasm` plugin files; `None` serves the embedded defaults
     /// and uploads only.
     pub plugin_dir: Option<PathBuf>,
