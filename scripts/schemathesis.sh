@@ -145,7 +145,9 @@ for role in ${AS//,/ }; do
         --generation-database none
         --request-timeout 10
         --report junit --report-dir "$WORK/report/$role"
-        --no-color)
+        --no-color
+        # Ending every session of the token's user would turn the rest of the run into 401s.
+        --exclude-path /api/auth/logout-all)
     if [[ -n ${SCHEMATHESIS_SEED:-} ]]; then ARGS+=(--seed "$SCHEMATHESIS_SEED"); fi
     set +e
     timeout --signal=INT --kill-after=10 "$LIMIT" "$VENV/bin/schemathesis" "${ARGS[@]}"

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugins::RuntimeSettings;
 
+pub use crate::http::rate_limit::RateLimitSettings;
+
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "ORDERD_CONFIG";
 
@@ -86,6 +88,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    /// Abuse limits (`[rate_limit]`): per client address, per account, per user.
     pub rate_limit: RateLimitSettings,
     /// Directory watched for `<slot>.wasm` plugin files; `None` serves the embedded defaults
     /// and uploads only.
@@ -118,7 +121,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             auth: AuthSettings::default(),
-            rate_limit: RateLimitSettings::default(),
+            rate_limit: Default::default(),
             plugin_dir: None,
             plugins: RuntimeSettings::default(),
             roles: "api,relay,consumer".into(),
@@ -222,6 +225,24 @@ pub struct HttpSettings {
     pub max_delivery_backlog: u64,
     /// How long an order write may wait for the backlog to come down before it is refused.
     pub backlog_wait_ms: u64,
+    /// Proxies (IP addresses or CIDR blocks, such as `10.0.0.0/8`) whose
+    /// `client_ip_header` is believed. A request from any other peer is keyed on the peer
+    /// address, whatever headers it sends. Empty (the default): the peer address always.
+    pub trusted_proxies: Vec<String>,
+    /// Which header a trusted proxy names the client in: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239).
+    pub client_ip_header: ClientIpHeader,
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
 }
 
 impl Default for HttpSettings {
@@ -236,6 +257,8 @@ impl Default for HttpSettings {
             admission_wait_ms: 100,
             max_delivery_backlog: 2_000,
             backlog_wait_ms: 2_000,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }
@@ -286,6 +309,10 @@ pub struct AuthSettings {
     /// How many password hashes may run at once, each on its own low-priority thread; 0 means
     /// the number of cores.
     pub hash_concurrency: usize,
+    /// For how long after a refresh token was rotated presenting it again yields the same
+    /// successor instead of counting as reuse (two tabs or a client retry refreshing at
+    /// once). Past it, presenting it revokes the family.
+    pub refresh_grace_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -297,27 +324,7 @@ impl Default for AuthSettings {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 14 * 24 * 3600,
             hash_concurrency: 0,
-        }
-    }
-}
-
-/// Per-client-IP rate limit of the login and register routes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitSettings {
-    pub enabled: bool,
-    /// One request is replenished every this many milliseconds.
-    pub replenish_ms: u64,
-    /// Requests a client may send in a burst.
-    pub burst: u32,
-}
-
-impl Default for RateLimitSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            replenish_ms: 2_000,
-            burst: 10,
+            refresh_grace_ms: 5_000,
         }
     }
 }
@@ -370,10 +377,20 @@ impl Settings {
 
     /// The JWT secret to sign with: the configured one, or in development the one kept in
     /// `<data dir>/jwt-secret` (created with a warning on first start).
+    /// A configured secret that is a known default or of low entropy is refused in production
+    /// and warned about in development.
     pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
         if let Some(secret) = &self.auth.jwt_secret {
             if secret.expose().len() < MIN_JWT_SECRET_BYTES {
                 bail!("the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long");
+            }
+            if let Some(reason) = crate::auth::secret_strength::weak_secret(secret.expose()) {
+                if self.is_production() {
+                    bail!(
+                        "production mode refuses this JWT secret: {reason}; generate one with `openssl rand -hex 32`"
+                    );
+                }
+                tracing::warn!(%reason, "the configured JWT secret is weak; production mode would refuse it");
             }
             return Ok(secret.clone());
         }
@@ -476,6 +493,19 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure type
+    fn trusted_proxies_and_their_header_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD_HTTP__TRUSTED_PROXIES", "[10.0.0.0/8, 192.0.2.7]");
+            jail.set_env("ORDERD_HTTP__CLIENT_IP_HEADER", "forwarded");
+            let s = Settings::load(None).expect("settings load");
+            assert_eq!(s.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
+            assert_eq!(s.http.client_ip_header, ClientIpHeader::Forwarded);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
     fn unknown_settings_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERD_HTTP__PROT", "9100");
@@ -509,6 +539,27 @@ mod tests {
         settings.auth.jwt_secret = Some(Secret::new("short"));
         assert!(settings.resolve_jwt_secret().is_err());
         settings.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
+        assert!(settings.resolve_jwt_secret().is_err(), "low entropy");
+        settings.auth.jwt_secret = Some(Secret::new(
+            "local-compose-secret-change-me-0123456789abcdef",
+        ));
+        assert!(
+            settings.resolve_jwt_secret().is_err(),
+            "the old compose default"
+        );
+        settings.auth.jwt_secret = Some(Secret::new("9f2c4e1ab37d8c05e6f1a2b94d7c3e80"));
+        assert!(settings.resolve_jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn development_mode_accepts_a_weak_configured_secret_with_a_warning() {
+        let settings = Settings {
+            auth: AuthSettings {
+                jwt_secret: Some(Secret::new("x".repeat(32))),
+                ..AuthSettings::default()
+            },
+            ..Settings::default()
+        };
         assert!(settings.resolve_jwt_secret().is_ok());
     }
 

@@ -155,6 +155,8 @@ pub async fn build_state(
     }
     let secret = settings.resolve_jwt_secret()?;
     let tokens = TokenService::new(&secret, &settings.auth);
+    let limits = Arc::new(crate::http::rate_limit::Limits::from_settings(&settings)?);
+    limits.spawn_housekeeping();
     let hash_concurrency = settings.auth.hash_concurrency;
     let passwords = tokio::task::spawn_blocking(move || PasswordHasher::new(hash_concurrency))
         .await
@@ -171,6 +173,7 @@ pub async fn build_state(
         metrics: Metrics::install()?,
         order_committed: Arc::new(Notify::new()),
         delivery: Arc::new(DeliveryHealth::new(&delivery.names(), stale_after)),
+        limits,
     })
 }
 

@@ -67,18 +67,28 @@ fn environment(service: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A value as compose would interpolate it with an empty environment: `${VAR:-default}` is
+/// the default, and a required `${VAR:?message}` (which makes compose refuse to start) is
+/// [`REQUIRED`] followed by the variable's name.
 fn interpolate(value: &str) -> String {
     match value
         .strip_prefix("${")
         .and_then(|rest| rest.strip_suffix('}'))
     {
-        Some(expr) => expr
-            .split_once(":-")
-            .map(|(_, default)| default.to_owned())
-            .unwrap_or_default(),
+        Some(expr) => {
+            if let Some((name, _message)) = expr.split_once(":?") {
+                return format!("{REQUIRED}{name}");
+            }
+            expr.split_once(":-")
+                .map(|(_, default)| default.to_owned())
+                .unwrap_or_default()
+        }
         None => value.to_owned(),
     }
 }
+
+/// What [`interpolate`] gives for a variable compose refuses to start without.
+const REQUIRED: &str = "<required>";
 
 #[test]
 fn the_stack_runs_mongodb_localstack_mailpit_and_orderd() {
@@ -122,7 +132,6 @@ fn mongodb_is_a_replica_set_that_initiates_itself_and_is_healthy_only_as_primary
     let mongo = service("mongo");
     let command = strings(&mongo["command"]).join(" ");
     assert!(command.contains("--replSet rs0"), "{command}");
-    assert!(strings(&mongo["ports"]).contains(&"27017:27017".to_owned()));
     let check = healthcheck(&mongo);
     assert!(
         check.contains("rs.initiate({_id:'rs0'") && check.contains("host:'mongo:27017'"),
@@ -142,7 +151,7 @@ fn localstack_creates_the_queue_orderd_uses_and_its_dead_letter_queue() {
             .split(',')
             .any(|s| s.trim() == "sqs")
     );
-    assert!(strings(&localstack["ports"]).contains(&"4566:4566".to_owned()));
+    assert!(strings(&localstack["ports"]).contains(&"127.0.0.1:4566:4566".to_owned()));
     let mount = strings(&localstack["volumes"])
         .into_iter()
         .find(|v| v.contains("/etc/localstack/init/ready.d/"))
@@ -179,7 +188,8 @@ fn mailpit_takes_smtp_on_1025_and_shows_the_inbox_on_8025() {
     let mailpit = service("mailpit");
     let ports = strings(&mailpit["ports"]);
     assert!(
-        ports.contains(&"1025:1025".to_owned()) && ports.contains(&"8025:8025".to_owned()),
+        ports.contains(&"127.0.0.1:1025:1025".to_owned())
+            && ports.contains(&"127.0.0.1:8025:8025".to_owned()),
         "{ports:?}"
     );
     assert!(healthcheck(&mailpit).contains("readyz"));
@@ -220,6 +230,14 @@ fn every_orderd_setting_of_the_stack_is_read_by_the_settings_loader() {
             }
         }
 
+        // The operator supplies the secret (compose refuses to start without it).
+        let secret_var = REQUIRED.to_owned() + "ORDERD_JWT_SECRET";
+        for (key, value) in &env {
+            if *value == secret_var {
+                jail.set_env(key, "5b0c8e2f9a7d4163b8e0f2a4c6d81357");
+            }
+        }
+
         let settings = Settings::load(None).expect("the stack's settings load");
 
         assert_eq!(settings.mode, Mode::Production);
@@ -233,10 +251,10 @@ fn every_orderd_setting_of_the_stack_is_read_by_the_settings_loader() {
         assert!(settings.store.mongodb_uri.is_some());
         assert_eq!(settings.mail.transport, MailTransportKind::Smtp);
         assert_eq!(settings.mail.smtp.security, SmtpSecurity::Plain);
-        // Production mode starts only with a long enough signing key.
+        // Production mode starts only with a strong signing key the operator supplied.
         settings
             .resolve_jwt_secret()
-            .expect("the stack's JWT secret is accepted");
+            .expect("a generated JWT secret is accepted");
         Ok(())
     });
 }
@@ -256,4 +274,66 @@ fn the_image_builds_plugins_and_host_in_a_rust_stage_and_runs_a_slim_one() {
     assert!(dockerfile.contains("EXPOSE 8000"));
     let ignored = read(".dockerignore");
     assert!(ignored.lines().any(|l| l.trim() == "target/"), "{ignored}");
+}
+
+#[test]
+fn the_stack_has_no_default_jwt_secret_and_refuses_to_start_without_one() {
+    let orderd = service("orderd");
+    let raw = orderd["environment"]["ORDERD_AUTH__JWT_SECRET"]
+        .as_str()
+        .expect("the JWT secret is set from the environment");
+    assert!(
+        raw.starts_with("${ORDERD_JWT_SECRET:?") && !raw.contains(":-"),
+        "compose must refuse to start without ORDERD_JWT_SECRET, not fall back to a default: {raw}"
+    );
+    // No secret of any kind is written into the file.
+    let text = read("docker-compose.yml");
+    assert!(
+        !text.contains("change-me"),
+        "a placeholder secret is left in the stack"
+    );
+}
+
+#[test]
+fn the_unauthenticated_database_is_not_published_and_tools_listen_on_loopback_only() {
+    let mongo = service("mongo");
+    assert!(
+        mongo["ports"].is_null() && mongo["network_mode"].is_null(),
+        "MongoDB runs without authentication, so it must stay inside the compose network: {:?}",
+        mongo["ports"]
+    );
+    for name in ["localstack", "mailpit"] {
+        for port in strings(&service(name)["ports"]) {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name} publishes {port} on every interface"
+            );
+        }
+    }
+}
+
+#[test]
+// figment's Jail fixes the closure's (large) error type.
+#[allow(clippy::result_large_err)]
+fn the_stack_in_production_mode_refuses_the_old_published_default_secret() {
+    let env = environment(&service("orderd"));
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        for (key, value) in &env {
+            if key.starts_with("ORDERD_") {
+                jail.set_env(key, value);
+            }
+        }
+        jail.set_env(
+            "ORDERD_AUTH__JWT_SECRET",
+            "local-compose-secret-change-me-0123456789abcdef",
+        );
+        let settings = Settings::load(None).expect("the stack's settings load");
+        let err = settings.resolve_jwt_secret().unwrap_err();
+        assert!(err.to_string().contains("refuses"), "{err}");
+        jail.set_env("ORDERD_AUTH__JWT_SECRET", "a".repeat(40));
+        let settings = Settings::load(None).expect("the stack's settings load");
+        assert!(settings.resolve_jwt_secret().is_err(), "low entropy");
+        Ok(())
+    });
 }

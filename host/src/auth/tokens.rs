@@ -5,14 +5,24 @@
 //! issuer and audience, so `alg: none`, another algorithm, a bad signature, an expired token or
 //! a foreign issuer/audience all fail.
 //!
-//! Refresh tokens are opaque: 32 random bytes, base64url without padding. Only their SHA-256
-//! is stored (in a token family, see `storage::TokenStore`).
+//! Access tokens also carry `ver`, the user's token version when they were issued; routes that
+//! check it (every request made with an admin token, `/api/auth/me`, `/logout-all`) refuse a
+//! token whose version is no longer the user's, so a demotion or "log out everywhere" takes
+//! effect at once there.
+//!
+//! Refresh tokens are opaque: 32 bytes, base64url without padding. Only their SHA-256 is
+//! stored (in a token family, see `storage::TokenStore`). A family's first token is random;
+//! each successor is HMAC-SHA256 of its predecessor under a key derived from the signing
+//! secret. So two refreshes presenting the same token (two tabs, a client retry) ask the store
+//! for the same successor, and the store can hand it to both within a short grace window
+//! without ever storing a token: only whoever holds the key and the predecessor can compute it.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,6 +51,10 @@ pub struct Claims {
     pub jti: String,
     /// "access"; tells access tokens from any other token signed with the same key.
     pub typ: String,
+    /// The user's token version when the token was issued (absent in tokens of older
+    /// releases: 0).
+    #[serde(default)]
+    pub ver: u64,
 }
 
 /// Who an access token was issued to.
@@ -48,6 +62,8 @@ pub struct Claims {
 pub struct Principal {
     pub user_id: Id,
     pub role: Role,
+    /// The token version the token was issued under.
+    pub token_version: u64,
 }
 
 /// A freshly signed access token.
@@ -82,6 +98,18 @@ pub struct TokenService {
     audience: String,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// HMAC key deriving a refresh token's successor (itself derived from the secret).
+    successor_key: [u8; 32],
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 of `data` under `key`.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 impl std::fmt::Debug for TokenService {
@@ -112,6 +140,10 @@ impl TokenService {
             audience: settings.audience.clone(),
             access_ttl: Duration::from_secs(settings.access_ttl_secs),
             refresh_ttl: Duration::from_secs(settings.refresh_ttl_secs),
+            successor_key: hmac_sha256(
+                secret.expose().as_bytes(),
+                b"orderd refresh-token successor v1",
+            ),
         }
     }
 
@@ -120,8 +152,19 @@ impl TokenService {
         self.refresh_ttl
     }
 
-    /// Signs an access token for `user_id` with `role`.
+    /// Signs an access token for `user_id` with `role` under token version 0 (a user whose
+    /// sessions were never ended).
     pub fn issue_access(&self, user_id: Id, role: Role) -> anyhow::Result<AccessToken> {
+        self.issue_access_versioned(user_id, role, 0)
+    }
+
+    /// Signs an access token for `user_id` with `role` under the user's `token_version`.
+    pub fn issue_access_versioned(
+        &self,
+        user_id: Id,
+        role: Role,
+        token_version: u64,
+    ) -> anyhow::Result<AccessToken> {
         let iat = now_secs();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -132,6 +175,7 @@ impl TokenService {
             iat,
             jti: uuid::Uuid::new_v4().to_string(),
             typ: ACCESS_TYPE.to_owned(),
+            ver: token_version,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context("Failed to sign an access token")?;
@@ -151,7 +195,22 @@ impl TokenService {
         }
         let user_id = Id::parse(&claims.sub).map_err(|_| InvalidToken("malformed sub".into()))?;
         let role = Role::parse(&claims.role).ok_or_else(|| InvalidToken("unknown role".into()))?;
-        Ok(Principal { user_id, role })
+        Ok(Principal {
+            user_id,
+            role,
+            token_version: claims.ver,
+        })
+    }
+
+    /// The successor of a presented refresh token: HMAC-SHA256 of its bytes under the
+    /// successor key. `None` when `presented` cannot be one of ours (see [`refresh_hash`]).
+    pub fn successor_of(&self, presented: &str) -> Option<RefreshToken> {
+        let bytes = refresh_bytes(presented)?;
+        let next = hmac_sha256(&self.successor_key, &bytes);
+        Some(RefreshToken {
+            token: URL_SAFE_NO_PAD.encode(next),
+            hash: Sha256::digest(next).into(),
+        })
     }
 
     /// A new random refresh token and its hash.
@@ -167,11 +226,16 @@ impl TokenService {
 
 /// The stored hash of a presented refresh token, or `None` when it cannot be one of ours.
 pub fn refresh_hash(token: &str) -> Option<[u8; 32]> {
+    refresh_bytes(token).map(|bytes| Sha256::digest(bytes).into())
+}
+
+/// The 32 bytes of a well-formed refresh token (43 base64url characters), else `None`.
+fn refresh_bytes(token: &str) -> Option<[u8; 32]> {
     if token.len() != 43 {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    (bytes.len() == 32).then(|| Sha256::digest(&bytes).into())
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]
@@ -192,9 +256,26 @@ mod tests {
             svc.verify_access(&token.token).unwrap(),
             Principal {
                 user_id: id,
-                role: Role::Admin
+                role: Role::Admin,
+                token_version: 0,
             }
         );
+        let later = svc.issue_access_versioned(id, Role::Admin, 7).unwrap();
+        assert_eq!(svc.verify_access(&later.token).unwrap().token_version, 7);
+    }
+
+    #[test]
+    fn a_successor_is_the_same_for_the_same_token_and_depends_on_the_key() {
+        let svc = service();
+        let first = svc.new_refresh();
+        let a = svc.successor_of(&first.token).unwrap();
+        let b = svc.successor_of(&first.token).unwrap();
+        assert_eq!((a.token.as_str(), a.hash), (b.token.as_str(), b.hash));
+        assert_eq!(refresh_hash(&a.token), Some(a.hash));
+        assert_ne!(a.token, first.token);
+        let other = TokenService::new(&Secret::new("o".repeat(32)), &AuthSettings::default());
+        assert_ne!(other.successor_of(&first.token).unwrap().token, a.token);
+        assert!(svc.successor_of("garbage").is_none());
     }
 
     #[test]

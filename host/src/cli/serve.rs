@@ -97,6 +97,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
         DEMO_ADMIN_EMAIL,
         DEMO_ADMIN_PASSWORD,
         Some("demo_admin"),
+        false,
     )
     .await?
     {
@@ -104,6 +105,11 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
         AdminOutcome::Promoted(id) | AdminOutcome::AlreadyAdmin(id) => {
             tracing::info!(%id, "the demo admin exists")
         }
+        AdminOutcome::ExistsNotPromoted(id) => tracing::warn!(
+            %id,
+            "a customer registered {DEMO_ADMIN_EMAIL} before the demo seeded it; that account is \
+             NOT made an admin, so the demo admin is unavailable (start with a fresh data dir)"
+        ),
     }
     let currency = Currency::parse("INR").map_err(|e| anyhow::anyhow!("{e}"))?;
     for (sku, name, category, price, stock) in DEMO_PRODUCTS {

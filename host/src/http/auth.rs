@@ -1,13 +1,17 @@
-//! Authentication routes under `/api/auth`: register, login, refresh, logout, me.
+//! Authentication routes under `/api/auth`: register, login, refresh, logout, logout-all, me.
 //!
 //! Login and refresh answer `{accessToken, tokenType, expiresIn, refreshToken, user}` and set
 //! the refresh token as an `HttpOnly; SameSite=Strict; Path=/api/auth` cookie (`Secure` unless
 //! `http.plain_http_cookies`). Refresh and logout take the token from a `{refreshToken}` body
-//! or from that cookie. Every refresh rotates the token; presenting a rotated one revokes its
-//! whole family. Login and register are rate-limited per client IP.
+//! or from that cookie; a token that cannot be one of ours is refused before the store is
+//! asked. Every refresh rotates the token; presenting the rotated one again within
+//! `auth.refresh_grace_ms` (two tabs, a client retry) yields the same successor, and after
+//! that revokes the whole family. `logout-all` ends every session of the caller at once.
+//!
+//! Limits (see `rate_limit`): login and register share a per-client-address bucket, refresh
+//! and logout another; failed logins of one account wait longer and longer.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,16 +20,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tower_governor::GovernorLayer;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::PeerIpKeyExtractor;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, FieldErrors, Problem};
-use super::extract::{AuthUser, JsonBody, MaybeJsonBody};
+use super::extract::{CurrentUser, JsonBody, MaybeJsonBody};
+use super::rate_limit::per_client;
 use super::state::AppState;
 use crate::auth::tokens::refresh_hash;
-use crate::configuration::RateLimitSettings;
 use crate::domain::{Email, Id, Password, Role, User, Username};
 use crate::storage::{RefreshGrant, RotateOutcome};
 
@@ -114,61 +115,35 @@ pub struct TokenResponse {
     pub user: UserDto,
 }
 
-/// Routes under `/api/auth`; login and register share a per-client-IP rate limit.
-pub fn router(limits: &RateLimitSettings) -> Router<AppState> {
-    let limited = Router::new()
+/// Routes under `/api/auth`; login and register share a per-client rate limit, refresh and
+/// logout another.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let settings = &state.settings;
+    let limits = &settings.rate_limit;
+    let client_ip = &state.limits.client_ip;
+    let sign_in = Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login));
-    Router::new()
+    let sessions = Router::new()
         .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout", post(logout));
+    Router::new()
         .route("/api/auth/me", get(me))
-        .merge(with_rate_limit(limited, limits))
-}
-
-/// `routes` behind a per-client-IP rate limiter (unless disabled): over the limit → 429 with
-/// `Retry-After`.
-fn with_rate_limit(routes: Router<AppState>, limits: &RateLimitSettings) -> Router<AppState> {
-    if !limits.enabled {
-        return routes;
-    }
-    let Some(config) = GovernorConfigBuilder::default()
-        .key_extractor(PeerIpKeyExtractor)
-        .period(Duration::from_millis(limits.replenish_ms.max(1)))
-        .burst_size(limits.burst.max(1))
-        .finish()
-    else {
-        tracing::error!("invalid rate-limit settings; login and register are not rate-limited");
-        return routes;
-    };
-    let config = Arc::new(config);
-    // Forget idle clients now and then, so the limiter's memory stays bounded. The task ends
-    // when the router (the last strong reference) is dropped.
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let weak = Arc::downgrade(&config);
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(config) = weak.upgrade() else { break };
-                config.limiter().retain_recent();
-            }
-        });
-    }
-    routes.route_layer(GovernorLayer::new(config).error_handler(|error| {
-        match error {
-            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
-                ApiError::TooManyRequests {
-                    retry_after_secs: wait_time + 1,
-                }
-                .into_response()
-            }
-            other => {
-                ApiError::internal(anyhow::anyhow!("rate limiter failed: {other}")).into_response()
-            }
-        }
-    }))
+        .route("/api/auth/logout-all", post(logout_all))
+        .merge(per_client(
+            sign_in,
+            settings,
+            limits.replenish_ms,
+            limits.burst,
+            client_ip,
+        ))
+        .merge(per_client(
+            sessions,
+            settings,
+            limits.session_replenish_ms,
+            limits.session_burst,
+            client_ip,
+        ))
 }
 
 /// The `Set-Cookie` value carrying `token`, or clearing the cookie when `token` is `None`.
@@ -214,42 +189,65 @@ fn refused_refresh(state: &AppState) -> Response {
 
 /// Signs an access token for `user`, mints a refresh token in family `family` (a new one when
 /// `None`, i.e. on login) and builds the response.
+/// Signs an access token for `user` under `token_version`, starts a refresh-token family and
+/// builds the login response.
 async fn session_response(
     state: &AppState,
     user: &User,
-    family: Option<&str>,
+    token_version: u64,
 ) -> Result<Response, ApiError> {
-    let access = state.tokens.issue_access(user.id, user.role)?;
     let refresh = state.tokens.new_refresh();
-    if family.is_none() {
-        let now = Utc::now();
-        let grant = RefreshGrant {
-            family_id: Id::new(),
-            user_id: user.id,
-            token_hash: refresh.hash,
-            issued_at: now,
-            expires_at: now + state.tokens.refresh_ttl(),
-        };
-        state.store.create_family(&grant).await?;
-    }
+    let now = Utc::now();
+    let grant = RefreshGrant {
+        family_id: Id::new(),
+        user_id: user.id,
+        token_hash: refresh.hash,
+        issued_at: now,
+        expires_at: now + state.tokens.refresh_ttl(),
+    };
+    state.store.create_family(&grant).await?;
+    token_response(state, user, token_version, &refresh.token)
+}
+
+/// The token pair answer for `user`: a fresh access token and `refresh_token`, also set as the
+/// cookie.
+fn token_response(
+    state: &AppState,
+    user: &User,
+    token_version: u64,
+    refresh_token: &str,
+) -> Result<Response, ApiError> {
+    let access = state
+        .tokens
+        .issue_access_versioned(user.id, user.role, token_version)?;
     let body = TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
         expires_in: access.expires_in,
-        refresh_token: refresh.token.clone(),
+        refresh_token: refresh_token.to_owned(),
         user: UserDto::from(user),
     };
     Ok((
         [
             (
                 header::SET_COOKIE,
-                refresh_cookie(state, Some(&refresh.token)),
+                refresh_cookie(state, Some(refresh_token)),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Json(body),
     )
         .into_response())
+}
+
+/// The user's current token version (0 if the user vanished meanwhile: their tokens then
+/// fail every check that reads the store anyway).
+async fn token_version(state: &AppState, user: Id) -> Result<u64, ApiError> {
+    Ok(state
+        .store
+        .session_state(user)
+        .await?
+        .map_or(0, |s| s.token_version))
 }
 
 /// Creates a customer account.
@@ -298,15 +296,30 @@ pub async fn register(
         (status = 200, description = "Signed in; the refresh token is also set as a cookie", body = TokenResponse),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited: this client sent too many, or this account failed too many logins in a row (`Retry-After` says how long to wait)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let user = match Email::parse_known(&req.email) {
-        Ok(email) => state.store.user_by_email(email.as_str()).await?,
-        Err(_) => None,
+    // Only an address that parses can name an account, so only those are throttled (and kept
+    // in memory); the per-client limit covers the rest.
+    let email = Email::parse_known(&req.email).ok();
+    let throttle = state.limits.logins.as_ref().zip(email.as_ref());
+    if let Some((throttle, email)) = throttle
+        && let Err(wait) = throttle.check(email.as_str(), Instant::now())
+    {
+        tracing::info!(
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "login refused: the account failed too many logins in a row"
+        );
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        });
+    }
+    let user = match &email {
+        Some(email) => state.store.user_by_email(email.as_str()).await?,
+        None => None,
     };
     // Verify even when there is no such user (against a dummy hash), so both cost the same.
     let verified = state
@@ -318,10 +331,19 @@ pub async fn login(
         .await?;
     match user {
         Some(user) if verified => {
+            if let Some((throttle, email)) = throttle {
+                throttle.succeeded(email.as_str());
+            }
             tracing::info!(user_id = %user.id, "user signed in");
-            session_response(&state, &user, None).await
+            let version = token_version(&state, user.id).await?;
+            session_response(&state, &user, version).await
         }
-        _ => Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
+        _ => {
+            if let Some((throttle, email)) = throttle {
+                throttle.failed(email.as_str(), Instant::now());
+            }
+            Err(ApiError::Unauthorized(BAD_CREDENTIALS))
+        }
     }
 }
 
@@ -330,8 +352,9 @@ pub async fn login(
         description = "Optional: the refresh token, when not sent as the cookie"),
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token (reuse revokes the family)",
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token (reuse after the grace window revokes the family)",
             body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -341,51 +364,50 @@ pub async fn refresh(
     let presented = body
         .map(|b| b.refresh_token)
         .or_else(|| cookie_token(&headers));
-    let Some(hash) = presented.as_deref().and_then(refresh_hash) else {
+    // A token that cannot be one of ours never reaches the store.
+    let Some((hash, next)) = presented
+        .as_deref()
+        .and_then(|t| refresh_hash(t).zip(state.tokens.successor_of(t)))
+    else {
         return Ok(refused_refresh(&state));
     };
-    let next = state.tokens.new_refresh();
     let now = Utc::now();
+    let grace = Duration::from_millis(state.settings.auth.refresh_grace_ms);
     let outcome = state
         .store
-        .rotate_refresh(hash, next.hash, now, now + state.tokens.refresh_ttl())
+        .rotate_refresh_with_grace(
+            hash,
+            next.hash,
+            now,
+            now + state.tokens.refresh_ttl(),
+            grace,
+        )
         .await?;
     let user_id = match outcome {
         RotateOutcome::Rotated { user_id, .. } => user_id,
         RotateOutcome::Reused { family_id } => {
-            tracing::warn!(%family_id, "a rotated refresh token was presented again; its family is revoked");
+            tracing::warn!(%family_id, "a rotated refresh token was presented again after its grace window; its family is revoked");
             return Ok(refused_refresh(&state));
         }
         RotateOutcome::Invalid => return Ok(refused_refresh(&state)),
     };
-    let Some(user) = state.store.user_by_id(user_id).await? else {
+    let (user, session) = futures::try_join!(
+        state.store.user_by_id(user_id),
+        state.store.session_state(user_id)
+    )?;
+    let (Some(user), Some(session)) = (user, session) else {
         return Ok(refused_refresh(&state));
     };
-    let access = state.tokens.issue_access(user.id, user.role)?;
-    let body = TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_token: next.token.clone(),
-        user: UserDto::from(&user),
-    };
-    Ok((
-        [
-            (
-                header::SET_COOKIE,
-                refresh_cookie(&state, Some(&next.token)),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        Json(body),
-    )
-        .into_response())
+    token_response(&state, &user, session.token_version, &next.token)
 }
 
 /// Revokes the refresh-token family of the presented token and clears the cookie.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>,
         description = "Optional: the refresh token, when not sent as the cookie"),
-    responses((status = 204, description = "Signed out (also when the token was unknown)")))]
+    responses(
+        (status = 204, description = "Signed out (also when the token was unknown)"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -410,7 +432,10 @@ pub async fn logout(
         (status = 200, description = "The user", body = UserDto),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<UserDto>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<UserDto>, ApiError> {
     let stored = state
         .store
         .user_by_id(user.id)
@@ -419,10 +444,37 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Us
     Ok(Json(UserDto::from(&stored)))
 }
 
+/// Signs the caller out everywhere at once: every refresh token of the account is revoked and
+/// every access token issued so far is refused wherever tokens are checked against the store
+/// (admin tokens on every route; `/api/auth/me`; this route).
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the account is ended"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response, ApiError> {
+    let version = match state.store.end_sessions(user.id, Utc::now()).await {
+        Ok(version) => version,
+        Err(crate::storage::StoreError::NotFound) => {
+            return Err(ApiError::Unauthorized(super::extract::INVALID_TOKEN));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(user_id = %user.id, token_version = version, "signed out everywhere");
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, refresh_cookie(&state, None))],
+    )
+        .into_response())
+}
+
 /// The auth routes in the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, login, refresh, logout, me),
+    paths(register, login, refresh, logout, logout_all, me),
     components(schemas(
         RegisterRequest,
         LoginRequest,

@@ -123,6 +123,14 @@ pub enum ApiError {
     /// 429 `rate-limited`, with a `Retry-After` header of `retry_after_secs`.
     #[error("rate limited")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 429 with a code of its own (`too-many-open-orders`): a per-user cap is reached; it
+    /// frees up through the user's own progress, not with time, so there is no `Retry-After`.
+    #[error("limit reached ({code}): {detail}")]
+    LimitReached {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// 503 with `code` (`unavailable`, `plugin-unavailable`, …): a dependency is down; the
     /// detail is client-safe.
     #[error("unavailable ({code}): {detail}")]
@@ -198,7 +206,9 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::Unprocessable { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::LimitReached { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -257,6 +267,11 @@ impl ApiError {
                 format!("too many requests; retry in {retry_after_secs} s"),
                 vec![],
             ),
+            ApiError::LimitReached {
+                code,
+                detail,
+                errors,
+            } => (code, detail.clone(), errors.clone()),
             ApiError::Unavailable { code, detail } => (code, detail.clone(), vec![]),
             ApiError::Overloaded { retry_after_secs } => (
                 "overloaded",

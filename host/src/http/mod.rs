@@ -16,6 +16,7 @@ pub mod admin_outbox;
 pub mod admin_plugins;
 pub mod admission;
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod rate_limit;
 pub mod readiness;
 pub mod state;
 
@@ -52,7 +54,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let timeout = state.settings.http.request_timeout();
     let routes = Router::new()
-        .merge(auth::router(&state.settings.rate_limit))
+        .merge(auth::router(&state))
         .merge(products::router())
         .merge(orders::router().route_layer(middleware::from_fn_with_state(
             admission::Admission::new(&state.settings.http, state.delivery.clone()),

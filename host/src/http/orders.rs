@@ -281,6 +281,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation` (fields), `rule-violation` (the validation plugin's codes) or `idempotency-key-reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate-limited` (with `Retry-After`): too many order writes by this user; or `too-many-open-orders`: the user's pending and processing orders are at the cap. Nothing was ordered", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`plugin-unavailable`: a rule plugin failed and its slot fails closed; or `overloaded` (with `Retry-After`): too many order writes in flight, nothing was done", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_order(
@@ -289,6 +290,7 @@ pub async fn create_order(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateOrder>,
 ) -> Result<Response, ApiError> {
+    state.limits.check_order_write(user.id)?;
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .map(|v| IdempotencyKey::parse(v.as_bytes()))
@@ -309,12 +311,13 @@ pub async fn create_order(
             fingerprint,
             render: &order_json,
         });
-    let placed = orders::place_order(
+    let placed = orders::place_order_capped(
         state.store.as_ref(),
         &state.plugins,
         actor(user),
         &request,
         idempotency,
+        state.limits.max_open_orders,
     )
     .await
     .map_err(order_error)?;
@@ -399,12 +402,14 @@ pub async fn list_orders(
         (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid-state`: already cancelled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate-limited` (with `Retry-After`): too many order writes by this user", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<OrderDto>, ApiError> {
+    state.limits.check_order_write(user.id)?;
     let order = orders::cancel_order(state.store.as_ref(), actor(user), id)
         .await
         .map_err(order_error)?;
@@ -485,6 +490,17 @@ fn order_error(err: OrderError) -> ApiError {
                 "status",
                 current.as_str(),
                 format!("the order is {}", current.as_str()),
+            )],
+        },
+        OrderError::TooManyOpenOrders { max } => ApiError::LimitReached {
+            code: "too-many-open-orders",
+            detail: format!(
+                "you already have {max} orders pending or processing; wait until they are processed or cancel one"
+            ),
+            errors: vec![FieldError::new(
+                "items",
+                "too-many-open-orders",
+                format!("at most {max} orders may be open at once"),
             )],
         },
         OrderError::UnknownUser => ApiError::Unauthorized(super::extract::INVALID_TOKEN),

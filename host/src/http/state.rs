@@ -11,6 +11,7 @@ use crate::auth::{PasswordHasher, TokenService};
 use crate::configuration::Settings;
 use crate::delivery::DeliveryHealth;
 use crate::http::metrics::Metrics;
+use crate::http::rate_limit::Limits;
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     /// The health of the delivery roles this process runs (none for an api-only process),
     /// reported by `/api/ready`.
     pub delivery: Arc<DeliveryHealth>,
+    /// Abuse limits kept in memory: client addresses, failed logins, order writes per user.
+    pub limits: Arc<Limits>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -53,8 +53,25 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: Id) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
-    /// Changes a user's role (`orderd admin create` on an existing account). `NotFound` if absent.
+    /// Changes a user's role (`orderd admin create --promote-existing`, `orderd admin
+    /// demote`) and increments its token version, so access tokens issued before the change
+    /// are refused wherever the version is checked. `NotFound` if absent.
     async fn set_role(&self, id: Id, role: Role) -> StoreResult<()>;
+    /// The user's current role and token version, for checking an access token against them.
+    /// `None` when the user does not exist (deleted).
+    async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>>;
+    /// "Log out everywhere": increments the user's token version (access tokens issued before
+    /// are refused wherever the version is checked) and revokes every refresh-token family of
+    /// the user. Returns the new version; `NotFound` if absent.
+    async fn end_sessions(&self, id: Id, at: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// What an access token is checked against: the user's role and token version now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    pub role: Role,
+    /// Starts at 0; incremented by a role change and by [`UserStore::end_sessions`].
+    pub token_version: u64,
 }
 
 /// A new refresh token: only the SHA-256 of the opaque token is stored.
@@ -83,15 +100,32 @@ pub enum RotateOutcome {
 pub trait TokenStore: Send + Sync {
     /// Starts a family with its first token.
     async fn create_family(&self, grant: &RefreshGrant) -> StoreResult<()>;
-    /// Atomically: if `presented` is the current token of a live, unexpired family, replace it
-    /// with `next_hash` (new expiry `expires_at`); if it is an earlier token of a family, revoke
-    /// that family. Concurrent rotations of one token: exactly one `Rotated`.
+    /// [`TokenStore::rotate_refresh_with_grace`] without a grace window: concurrent rotations
+    /// of one token give exactly one `Rotated`.
     async fn rotate_refresh(
         &self,
         presented: [u8; 32],
         next_hash: [u8; 32],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        self.rotate_refresh_with_grace(presented, next_hash, now, expires_at, Duration::ZERO)
+            .await
+    }
+    /// Atomically: if `presented` is the current token of a live, unexpired family, replace it
+    /// with `next_hash` (new expiry `expires_at`) and remember `presented` as the previous
+    /// token with the time. If `presented` is that previous token, was rotated less than
+    /// `grace` before `now`, and the family's current token is `next_hash` (the caller derives
+    /// the successor from the presented token, so a concurrent or retried refresh asks for the
+    /// same one), `Rotated` again without a change. Any other earlier token of a family
+    /// revokes that family (`Reused`).
+    async fn rotate_refresh_with_grace(
+        &self,
+        presented: [u8; 32],
+        next_hash: [u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        grace: Duration,
     ) -> StoreResult<RotateOutcome>;
     /// Revokes the family `presented` belongs to (current or earlier token). No error if unknown.
     async fn revoke_family_of(&self, presented: [u8; 32]) -> StoreResult<()>;
@@ -148,6 +182,20 @@ pub trait OrderStore: Send + Sync {
         takes: &[StockTake],
         event: &OutboxEvent,
         idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<()> {
+        self.place_order_capped(order, takes, event, idempotency, None)
+            .await
+    }
+    /// [`OrderStore::place_order`], refused with `Conflict("open-orders")` (nothing written)
+    /// when `max_open` is given and the customer already has that many orders `pending` or
+    /// `processing`, counted inside the same transaction.
+    async fn place_order_capped(
+        &self,
+        order: &Order,
+        takes: &[StockTake],
+        event: &OutboxEvent,
+        idempotency: Option<&IdempotencyRecord>,
+        max_open: Option<u32>,
     ) -> StoreResult<()>;
     async fn order(&self, id: Id) -> StoreResult<Option<Order>>;
     /// A user's orders, newest first (descending id), starting before `before`.

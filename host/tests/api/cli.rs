@@ -19,6 +19,7 @@ async fn an_admin_created_from_the_command_line_signs_in_and_manages_the_catalog
         "Root@Example.com",
         "root password",
         None,
+        false,
     )
     .await
     .unwrap();
@@ -42,7 +43,7 @@ async fn an_admin_created_from_the_command_line_signs_in_and_manages_the_catalog
 }
 
 #[tokio::test]
-async fn an_existing_customer_is_promoted_and_keeps_its_password() {
+async fn an_existing_customer_is_promoted_only_when_asked_and_keeps_its_password() {
     let app = spawn_app().await;
     let customer = app.customer().await;
     let outcome = ensure_admin(
@@ -51,6 +52,7 @@ async fn an_existing_customer_is_promoted_and_keeps_its_password() {
         &customer.email,
         "ignored password",
         None,
+        true,
     )
     .await
     .unwrap();
@@ -69,6 +71,7 @@ async fn an_existing_customer_is_promoted_and_keeps_its_password() {
         &customer.email,
         "x",
         None,
+        false,
     )
     .await
     .unwrap();
@@ -85,15 +88,23 @@ async fn invalid_admin_input_is_refused_and_writes_nothing() {
             &app.state.passwords,
             "not-an-email",
             "long enough",
-            None
+            None,
+            false
         )
         .await
         .is_err()
     );
     assert!(
-        ensure_admin(store, &app.state.passwords, "ok@example.com", "short", None)
-            .await
-            .is_err()
+        ensure_admin(
+            store,
+            &app.state.passwords,
+            "ok@example.com",
+            "short",
+            None,
+            false
+        )
+        .await
+        .is_err()
     );
     assert!(
         ensure_admin(
@@ -101,7 +112,8 @@ async fn invalid_admin_input_is_refused_and_writes_nothing() {
             &app.state.passwords,
             "ok@example.com",
             "long enough",
-            Some("no spaces!")
+            Some("no spaces!"),
+            false
         )
         .await
         .is_err()
@@ -129,6 +141,106 @@ async fn the_demo_seed_creates_an_admin_and_a_catalog_once() {
         .await
         .unwrap();
     assert_eq!(login["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn an_account_registered_first_with_the_admin_email_is_not_promoted_by_admin_create() {
+    let app = spawn_app().await;
+    // The attacker registers the e-mail the operator is about to make an admin.
+    let attacker = app
+        .register("squatter", "ops@company.example", "attacker password")
+        .await;
+    assert_eq!(attacker.status(), 201);
+    let outcome = ensure_admin(
+        app.store.as_ref(),
+        &app.state.passwords,
+        "ops@company.example",
+        "operator password",
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, AdminOutcome::ExistsNotPromoted(_)),
+        "{outcome:?}"
+    );
+    let stored = app
+        .store
+        .user_by_email("ops@company.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.role, Role::Customer, "the squatter stays a customer");
+    let login: Value = app
+        .login("ops@company.example", "attacker password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["user"]["role"], "customer");
+}
+
+#[tokio::test]
+async fn the_demo_seed_does_not_promote_a_customer_who_registered_the_demo_admin_email() {
+    let app = spawn_app().await;
+    let attacker = app
+        .register("early_bird", DEMO_ADMIN_EMAIL, "attacker password")
+        .await;
+    assert_eq!(attacker.status(), 201);
+    seed_demo(&app.state).await.unwrap();
+    let stored = app
+        .store
+        .user_by_email(DEMO_ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.role, Role::Customer);
+    // The catalog is still seeded.
+    let catalog: Value = app.get("/api/products", None).await.json().await.unwrap();
+    assert_eq!(catalog["items"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn admin_create_from_the_binary_refuses_an_existing_account_and_says_whose_password_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderd"))
+            .args(args)
+            .env("ORDERD_DATA_DIR", dir.path())
+            .env("ORDERD_LOG__FILTER", "warn")
+            .output()
+            .expect("orderd runs")
+    };
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "admin",
+            "create",
+            "--email",
+            "boss@company.example",
+            "--password",
+            "first password",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let first = create(&[]);
+    assert!(first.status.success(), "{first:?}");
+    // Demote it, so the account exists as a customer.
+    let demote = run(&["admin", "demote", "--email", "boss@company.example"]);
+    assert!(demote.status.success(), "{demote:?}");
+    let refused = create(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(stderr.contains("--promote-existing"), "{stderr}");
+    let promoted = create(&["--promote-existing"]);
+    let stdout = String::from_utf8_lossy(&promoted.stdout);
+    assert!(promoted.status.success(), "{promoted:?}");
+    assert!(
+        stdout.contains("keeps the password its holder set")
+            && stdout.contains("--password given was NOT applied"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

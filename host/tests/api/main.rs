@@ -5,11 +5,14 @@ mod helpers;
 
 mod admin_plugins;
 mod auth;
+mod auth_abuse;
 mod cli;
 mod email_addresses;
 mod errors;
 mod health;
 mod idempotency;
+mod order_limits;
 mod orders;
 mod overload;
 mod products;
+mod sessions;

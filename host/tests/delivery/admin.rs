@@ -101,9 +101,23 @@ async fn an_event_dead_after_the_attempt_limit_is_listed_and_retried_by_an_admin
         1
     );
 
+    // Admin tokens are checked against the store, so the admin must exist there.
+    let admin_user = env.customer().await;
+    state
+        .store
+        .set_role(admin_user.id, Role::Admin)
+        .await
+        .unwrap();
+    let version = state
+        .store
+        .session_state(admin_user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token_version;
     let admin = state
         .tokens
-        .issue_access(orderd::domain::Id::new(), Role::Admin)
+        .issue_access_versioned(admin_user.id, Role::Admin, version)
         .unwrap()
         .token;
     let customer = state

@@ -325,3 +325,62 @@ async fn the_sweep_deletes_expired_idempotency_records_and_inbox_entries_only() 
     assert_eq!(order_total(&dyn_store).await, 2);
     assert_eq!(stock_of(&dyn_store, tea.id).await, 8);
 }
+
+#[tokio::test]
+async fn migration_3_keeps_existing_users_and_sessions_working() {
+    use orderd::storage::sqlite::{SqliteDb, schema};
+    use orderd::storage::{RotateOutcome, TokenStore, UserStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    // A database written by the release before version 3: a user with a live session.
+    let old = SqliteDb::open_with(&path, &[(schema::COMPONENT, &schema::STEPS[..2])]).unwrap();
+    let (user, family) = (Id::new(), Id::new());
+    let token = [7u8; 32];
+    let far = chrono::Utc::now().timestamp_micros() + 3_600_000_000;
+    old.write(move |tx| {
+        tx.execute(
+            "INSERT INTO users (id, username, email, password_hash, role, created_at)
+             VALUES (?1, 'old_user', 'old@example.com', 'x', 'admin', 0)",
+            [user.to_hex()],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO refresh_families (id, user_id, current_hash, revoked, expires_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 0, ?4, 0, 0)",
+            rusqlite::params![family.to_hex(), user.to_hex(), &token[..], far],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO refresh_tokens (hash, family_id, issued_at) VALUES (?1, ?2, 0)",
+            rusqlite::params![&token[..], family.to_hex()],
+        )
+        .unwrap();
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let session = store.session_state(user).await.unwrap().unwrap();
+    assert_eq!(
+        session.token_version, 0,
+        "tokens issued before the upgrade stay valid"
+    );
+    let now = chrono::Utc::now();
+    let rotated = store
+        .rotate_refresh_with_grace(
+            token,
+            [8u8; 32],
+            now,
+            now + chrono::Duration::hours(1),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(rotated, RotateOutcome::Rotated { .. }),
+        "{rotated:?}"
+    );
+    assert_eq!(store.end_sessions(user, now).await.unwrap(), 1);
+}

@@ -19,7 +19,7 @@ use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, Role};
 use crate::plugins::Slot;
 use crate::storage::{Store, StoreError};
 
-pub use place::{IdempotencyRequest, Placed, place_order};
+pub use place::{IdempotencyRequest, Placed, place_order, place_order_capped};
 pub use request::{AddressRequest, LineRequest, OrderRequest};
 pub use size::ORDER_TOO_LARGE;
 
@@ -101,6 +101,12 @@ pub enum OrderError {
     InvalidTransition {
         /// The status the order is in.
         current: OrderStatus,
+    },
+    /// 429: the customer already has `max` orders pending or processing; nothing was written.
+    #[error("the customer has {max} open orders")]
+    TooManyOpenOrders {
+        /// The configured cap.
+        max: u32,
     },
     /// 401: the authenticated user no longer exists.
     #[error("the user no longer exists")]

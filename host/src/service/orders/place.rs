@@ -56,6 +56,21 @@ pub async fn place_order(
     request: &OrderRequest,
     idempotency: Option<IdempotencyRequest<'_>>,
 ) -> Result<Placed, OrderError> {
+    place_order_capped(store, rules, actor, request, idempotency, None).await
+}
+
+/// [`place_order`], refused with [`OrderError::TooManyOpenOrders`] (nothing written) when
+/// `max_open` is given and the customer already has that many orders pending or processing.
+/// The store counts them inside the order's own transaction, so the cap costs no extra round
+/// trip and concurrent orders cannot slip past it.
+pub async fn place_order_capped(
+    store: &dyn Store,
+    rules: &dyn RuleProvider,
+    actor: Actor,
+    request: &OrderRequest,
+    idempotency: Option<IdempotencyRequest<'_>>,
+    max_open: Option<u32>,
+) -> Result<Placed, OrderError> {
     if let Some(idem) = &idempotency
         && let Some(replay) = replay(store, actor, idem).await?
     {
@@ -154,7 +169,13 @@ pub async fn place_order(
     });
 
     match store
-        .place_order(&order, &stock_takes(&order), &event, record.as_ref())
+        .place_order_capped(
+            &order,
+            &stock_takes(&order),
+            &event,
+            record.as_ref(),
+            max_open,
+        )
         .await
     {
         Ok(()) => {
@@ -162,6 +183,11 @@ pub async fn place_order(
             Ok(Placed::Created(Box::new(order)))
         }
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
+        Err(StoreError::Conflict(what)) if what == "open-orders" => {
+            Err(OrderError::TooManyOpenOrders {
+                max: max_open.unwrap_or(0),
+            })
+        }
         Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
             // A concurrent request with the same key committed first: answer as it did.
             let idem = idempotency

@@ -37,6 +37,43 @@ struct Placement<'a> {
     order: Document,
     event: Document,
     idempotency: Option<(Document, DateTime<Utc>)>,
+    /// The customer and their cap on open orders, when one applies.
+    cap: Option<(Id, u32)>,
+}
+
+/// Refuses the order when its customer already has `max` orders `pending` or `processing`.
+///
+/// The count runs inside the snapshot transaction, where two concurrent orders of one customer
+/// could both see `max - 1` and both commit. So a customer at `max - 1` also touches their
+/// user document: of two such transactions one then fails with a write conflict, is retried,
+/// and counts the other's order. Below that, no extra write is made.
+async fn check_open_orders(
+    s: &mut ClientSession,
+    c: &Collections,
+    user: Id,
+    max: u32,
+) -> mongodb::error::Result<()> {
+    let open = c
+        .orders
+        .count_documents(doc! {
+            "userId": oid(user),
+            "status": { "$in": statuses(&[OrderStatus::Pending, OrderStatus::Processing]) },
+        })
+        .session(&mut *s)
+        .await?;
+    if open >= u64::from(max) {
+        return Err(Refusal::Conflict("open-orders".into()).into_error());
+    }
+    if open + 1 == u64::from(max) {
+        c.users
+            .update_one(
+                doc! { "_id": oid(user) },
+                doc! { "$inc": { "openOrderGuard": 1_i64 } },
+            )
+            .session(&mut *s)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Takes the idempotency key unless a record younger than the retention holds it. Read then
@@ -89,6 +126,9 @@ async fn take_key(
 async fn place_in(s: &mut ClientSession, p: &mut Placement<'_>) -> mongodb::error::Result<()> {
     if let Some((record, created_at)) = &p.idempotency {
         take_key(s, p.c, record, *created_at).await?;
+    }
+    if let Some((user, max)) = p.cap {
+        check_open_orders(s, p.c, user, max).await?;
     }
     let mut short = Vec::new();
     for take in p.takes {
@@ -302,12 +342,13 @@ impl MongoStore {
 
 #[async_trait]
 impl OrderStore for MongoStore {
-    async fn place_order(
+    async fn place_order_capped(
         &self,
         order: &Order,
         takes: &[StockTake],
         event: &OutboxEvent,
         idempotency: Option<&IdempotencyRecord>,
+        max_open: Option<u32>,
     ) -> StoreResult<()> {
         let placement = Placement {
             c: &self.c,
@@ -315,6 +356,7 @@ impl OrderStore for MongoStore {
             order: order_doc(order),
             event: event_doc(event, 1)?,
             idempotency: idempotency.map(|r| (idempotency_doc(r), r.created_at)),
+            cap: max_open.map(|max| (order.user_id, max)),
         };
         self.transaction("Failed to place an order", placement, |s, p| {
             Box::pin(place_in(s, p))

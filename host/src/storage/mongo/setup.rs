@@ -186,6 +186,12 @@ fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
             "orders_by_status_created",
             doc! { "status": 1, "_id": -1 },
         ),
+        // A customer's open (pending, processing) orders, counted for the open-order cap.
+        index(
+            names::ORDERS,
+            "orders_open_by_user",
+            doc! { "userId": 1, "status": 1 },
+        ),
         index(
             names::OUTBOX,
             "outbox_by_status_due",

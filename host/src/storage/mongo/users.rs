@@ -5,7 +5,12 @@
 //! recognised as reuse. Rotation is one conditional update of the family document
 //! (`currentHash == presented`, not revoked, not expired), which MongoDB applies atomically:
 //! of two concurrent rotations of one token exactly one matches, and the other then finds the
-//! family moved on, which is reuse.
+//! family moved on: if it moved on to the successor the second caller asks for (the successor
+//! is derived from the presented token), less than the grace window ago, it gets that
+//! successor too; otherwise it is reuse. A user document's `tokenVersion` (absent = 0) is
+//! bumped by a role change and by "log out everywhere".
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,10 +18,14 @@ use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
 
 use super::MongoStore;
-use super::codec::{date, get_bool, get_enum, get_id, get_str, get_time, hash_hex, oid};
+use super::codec::{
+    date, get_bool, get_enum, get_id, get_opt_str, get_opt_time, get_str, get_time, hash_hex, oid,
+};
 use super::error::{MongoContext, unique_violation};
 use crate::domain::{Email, Id, Role, User, Username};
-use crate::storage::{RefreshGrant, RotateOutcome, StoreError, StoreResult, TokenStore, UserStore};
+use crate::storage::{
+    RefreshGrant, RotateOutcome, SessionState, StoreError, StoreResult, TokenStore, UserStore,
+};
 
 /// Unique user fields and the index-name fragment that identifies each.
 const USER_UNIQUE: &[(&str, &str)] = &[("username", "username"), ("email", "email")];
@@ -82,7 +91,7 @@ impl UserStore for MongoStore {
             .users
             .update_one(
                 doc! { "_id": oid(id) },
-                doc! { "$set": { "role": role.as_str() } },
+                doc! { "$set": { "role": role.as_str() }, "$inc": { "tokenVersion": 1_i64 } },
             )
             .await
             .ctx("Failed to update a role")?;
@@ -92,10 +101,62 @@ impl UserStore for MongoStore {
             Ok(())
         }
     }
+
+    async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>> {
+        let found = self
+            .c
+            .users
+            .find_one(doc! { "_id": oid(id) })
+            .projection(doc! { "role": 1, "tokenVersion": 1 })
+            .await
+            .ctx("Failed to read a user's session state")?;
+        found
+            .map(|d| {
+                Ok(SessionState {
+                    role: get_enum(&d, "role", Role::parse)?,
+                    token_version: token_version(&d),
+                })
+            })
+            .transpose()
+    }
+
+    async fn end_sessions(&self, id: Id, at: DateTime<Utc>) -> StoreResult<u64> {
+        let updated = self
+            .c
+            .users
+            .find_one_and_update(
+                doc! { "_id": oid(id) },
+                doc! { "$inc": { "tokenVersion": 1_i64 } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .ctx("Failed to bump a token version")?
+            .ok_or(StoreError::NotFound)?;
+        self.c
+            .refresh_families
+            .update_many(
+                doc! { "userId": oid(id), "revoked": false },
+                doc! { "$set": { "revoked": true, "updatedAt": date(at) } },
+            )
+            .await
+            .ctx("Failed to revoke a user's refresh-token families")?;
+        Ok(token_version(&updated))
+    }
+}
+
+/// A user document's token version: absent (written before versions existed) is 0; any
+/// integer width is accepted, since some servers return Int64 as Int32.
+fn token_version(d: &Document) -> u64 {
+    match d.get("tokenVersion") {
+        Some(mongodb::bson::Bson::Int64(v)) => u64::try_from(*v).unwrap_or(0),
+        Some(mongodb::bson::Bson::Int32(v)) => u64::try_from(*v).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 impl MongoStore {
-    /// Records that `hash` was issued to `family`.
+    /// Records that `hash` was issued to `family` (idempotent: the successor of a token is
+    /// derived from it, so two concurrent refreshes record the same hash).
     async fn record_token(
         &self,
         hash: &[u8; 32],
@@ -104,9 +165,11 @@ impl MongoStore {
     ) -> StoreResult<()> {
         self.c
             .refresh_tokens
-            .insert_one(
-                doc! { "_id": hash_hex(hash), "familyId": oid(family), "issuedAt": date(at) },
+            .update_one(
+                doc! { "_id": hash_hex(hash) },
+                doc! { "$setOnInsert": { "familyId": oid(family), "issuedAt": date(at) } },
             )
+            .upsert(true)
             .await
             .ctx("Failed to record a refresh token")?;
         Ok(())
@@ -157,17 +220,21 @@ impl TokenStore for MongoStore {
             .await
     }
 
-    async fn rotate_refresh(
+    async fn rotate_refresh_with_grace(
         &self,
         presented: [u8; 32],
         next_hash: [u8; 32],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        grace: Duration,
     ) -> StoreResult<RotateOutcome> {
         let Some(family_id) = self.family_of(&presented).await? else {
             return Ok(RotateOutcome::Invalid);
         };
-        // Known before it becomes current, so a later reuse of it is always recognised.
+        // Known before it becomes current, so a later reuse of it is always recognised. It is
+        // not removed when the rotation below does not happen: the successor is derived from
+        // the presented token, so the hash is either this family's (rotated concurrently) or
+        // one nobody holds.
         self.record_token(&next_hash, family_id, now).await?;
         let rotated = self
             .c
@@ -181,6 +248,8 @@ impl TokenStore for MongoStore {
                 },
                 doc! { "$set": {
                     "currentHash": hash_hex(&next_hash),
+                    "previousHash": hash_hex(&presented),
+                    "rotatedAt": date(now),
                     "expiresAt": date(expires_at),
                     "updatedAt": date(now),
                 } },
@@ -194,12 +263,6 @@ impl TokenStore for MongoStore {
                 family_id,
             });
         }
-        // The new token was never handed out: forget it.
-        self.c
-            .refresh_tokens
-            .delete_one(doc! { "_id": hash_hex(&next_hash) })
-            .await
-            .ctx("Failed to discard an unused refresh token")?;
         let family = self
             .c
             .refresh_families
@@ -212,7 +275,23 @@ impl TokenStore for MongoStore {
         if get_bool(&family, "revoked")? {
             return Ok(RotateOutcome::Invalid);
         }
-        if get_str(&family, "currentHash")? != hash_hex(&presented) {
+        let current = get_str(&family, "currentHash")?;
+        if current != hash_hex(&presented) {
+            let rotated_at = get_opt_time(&family, "rotatedAt")?;
+            let within_grace = get_opt_str(&family, "previousHash")?.as_deref()
+                == Some(hash_hex(&presented).as_str())
+                && current == hash_hex(&next_hash)
+                && !grace.is_zero()
+                && rotated_at.is_some_and(|at| {
+                    now - at < chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+                })
+                && get_time(&family, "expiresAt")? > now;
+            if within_grace {
+                return Ok(RotateOutcome::Rotated {
+                    user_id: get_id(&family, "userId")?,
+                    family_id,
+                });
+            }
             self.revoke_family(family_id, Some(now)).await?;
             return Ok(RotateOutcome::Reused { family_id });
         }

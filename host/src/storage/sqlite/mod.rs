@@ -11,7 +11,7 @@ mod outbox;
 mod plugins;
 mod products;
 mod retention;
-mod schema;
+pub mod schema;
 mod sweep;
 mod users;
 

@@ -107,6 +107,18 @@ fn insert_order(tx: &Transaction<'_>, o: &Order) -> StoreResult<()> {
     Ok(())
 }
 
+/// How many of `user`'s orders are `pending` or `processing` (an index range of
+/// `orders_open_by_user`, inside the order's own transaction).
+fn open_orders_of(tx: &Transaction<'_>, user: Id) -> StoreResult<u64> {
+    tx.prepare_cached(
+        "SELECT COUNT(*) FROM orders WHERE user_id = ?1 AND status IN ('pending', 'processing')",
+    )
+    .ctx("Failed to prepare the open-order count")?
+    .query_row([user.to_hex()], |row| row.get::<_, i64>(0))
+    .ctx("Failed to count open orders")
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
 /// Takes the key unless a record younger than [`IDEMPOTENCY_RETENTION`] holds it.
 fn insert_idempotency(tx: &Transaction<'_>, r: &IdempotencyRecord) -> StoreResult<()> {
     let expired_before = r.created_at - IDEMPOTENCY_RETENTION;
@@ -200,12 +212,13 @@ pub(super) fn transition(
 
 #[async_trait]
 impl OrderStore for SqliteStore {
-    async fn place_order(
+    async fn place_order_capped(
         &self,
         order: &Order,
         takes: &[StockTake],
         event: &OutboxEvent,
         idempotency: Option<&IdempotencyRecord>,
+        max_open: Option<u32>,
     ) -> StoreResult<()> {
         let (order, takes, event, idempotency) = (
             order.clone(),
@@ -217,6 +230,11 @@ impl OrderStore for SqliteStore {
             .write(move |tx| {
                 if let Some(record) = &idempotency {
                     insert_idempotency(tx, record)?;
+                }
+                if let Some(max) = max_open
+                    && open_orders_of(tx, order.user_id)? >= u64::from(max)
+                {
+                    return Err(StoreError::Conflict("open-orders".to_owned()));
                 }
                 let short = take_stock(tx, &takes)?;
                 if !short.is_empty() {

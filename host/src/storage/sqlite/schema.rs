@@ -12,7 +12,7 @@
 pub const COMPONENT: &str = "store";
 
 /// Migration steps; step `i` is schema version `i + 1`.
-pub const STEPS: &[&str] = &[V1, V2, V3];
+pub const STEPS: &[&str] = &[V1, V2, V3_SESSIONS_AND_LIMITS, V4_RETENTION];
 
 const V1: &str = r#"
 CREATE TABLE users (
@@ -153,9 +153,21 @@ CREATE INDEX orders_by_status ON orders (status, id);
 ALTER TABLE outbox ADD COLUMN republished INTEGER NOT NULL DEFAULT 0;
 "#;
 
-/// Retention (`storage::retention`): the pruning deletes find expired refresh families,
+/// Version 3, sessions and abuse limits: a per-user token version (bumped by a role change and
+/// "log out everywhere", checked against the `ver` claim of access tokens); the previous
+/// token of each refresh family and when it was rotated (a short grace window in which it
+/// yields the same successor); and an index counting a customer's open orders for the
+/// open-order cap.
+const V3_SESSIONS_AND_LIMITS: &str = r#"
+ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refresh_families ADD COLUMN previous_hash BLOB;
+ALTER TABLE refresh_families ADD COLUMN rotated_at INTEGER;
+CREATE INDEX orders_open_by_user ON orders (user_id, status);
+"#;
+
+/// Version 4, retention (`storage::retention`): the pruning deletes find expired refresh families,
 /// published events and sent e-mail records by time.
-const V3: &str = r#"
+const V4_RETENTION: &str = r#"
 CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
 CREATE INDEX outbox_published ON outbox (published_at) WHERE status = 'published';
 CREATE INDEX email_sends_by_sent_at ON email_sends (sent_at);

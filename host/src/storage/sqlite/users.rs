@@ -1,5 +1,9 @@
-//! Users and refresh-token families on SQLite. Rotation runs on the single writer, so two
-//! concurrent rotations of one token are ordered: the first rotates, the second is reuse.
+//! Users, their token versions and refresh-token families on SQLite. Rotation runs on the
+//! single writer, so two concurrent rotations of one token are ordered: the first rotates, the
+//! second finds it rotated and, within the grace window and asking for the same successor,
+//! gets that successor; otherwise it is reuse.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use super::error::{SqlContext, get, get_id, get_time, micros, parse_enum};
 use crate::domain::{Email, Id, Role, User, Username};
-use crate::storage::{RefreshGrant, RotateOutcome, StoreError, StoreResult, TokenStore, UserStore};
+use crate::storage::{
+    RefreshGrant, RotateOutcome, SessionState, StoreError, StoreResult, TokenStore, UserStore,
+};
 
 const USER_BY_ID: &str =
     "SELECT id, username, email, password_hash, role, created_at FROM users WHERE id = ?1";
@@ -33,6 +39,20 @@ fn user_from_row(row: &Row<'_>) -> StoreResult<User> {
 }
 
 impl SqliteStore {
+    /// Whether `hash` was ever issued as a refresh token (a read, no write transaction).
+    async fn token_known(&self, hash: [u8; 32]) -> StoreResult<bool> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT 1 FROM refresh_tokens WHERE hash = ?1")
+                    .ctx("Failed to prepare the token check")?
+                    .query_row([&hash[..]], |_| Ok(()))
+                    .optional()
+                    .ctx("Failed to check a refresh token")
+                    .map(|found| found.is_some())
+            })
+            .await
+    }
+
     async fn user_where(&self, sql: &'static str, key: String) -> StoreResult<Option<User>> {
         self.db.read(move |conn| user_where(conn, sql, key)).await
     }
@@ -92,7 +112,9 @@ impl UserStore for SqliteStore {
         self.db
             .write(move |tx| {
                 let changed = tx
-                    .prepare_cached("UPDATE users SET role = ?2 WHERE id = ?1")
+                    .prepare_cached(
+                        "UPDATE users SET role = ?2, token_version = token_version + 1 WHERE id = ?1",
+                    )
                     .ctx("Failed to prepare the role update")?
                     .execute(params![id.to_hex(), role.as_str()])
                     .ctx("Failed to update a role")?;
@@ -101,6 +123,52 @@ impl UserStore for SqliteStore {
                 } else {
                     Ok(())
                 }
+            })
+            .await
+    }
+
+    async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT role, token_version FROM users WHERE id = ?1")
+                    .ctx("Failed to prepare the session query")?
+                    .query_row([id.to_hex()], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                    .ctx("Failed to read a user's session state")?
+                    .map(|(role, version)| {
+                        Ok(SessionState {
+                            role: parse_enum(&role, "role", Role::parse)?,
+                            token_version: u64::try_from(version).unwrap_or(0),
+                        })
+                    })
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn end_sessions(&self, id: Id, at: DateTime<Utc>) -> StoreResult<u64> {
+        self.db
+            .write(move |tx| {
+                let version = tx
+                    .prepare_cached(
+                        "UPDATE users SET token_version = token_version + 1 WHERE id = ?1
+                         RETURNING token_version",
+                    )
+                    .ctx("Failed to prepare the token-version bump")?
+                    .query_row([id.to_hex()], |row| row.get::<_, i64>(0))
+                    .optional()
+                    .ctx("Failed to bump a token version")?
+                    .ok_or(StoreError::NotFound)?;
+                tx.prepare_cached(
+                    "UPDATE refresh_families SET revoked = 1, updated_at = ?2
+                     WHERE user_id = ?1 AND revoked = 0",
+                )
+                .ctx("Failed to prepare the session revocation")?
+                .execute(params![id.to_hex(), micros(at)])
+                .ctx("Failed to revoke a user's refresh-token families")?;
+                Ok(u64::try_from(version).unwrap_or(0))
             })
             .await
     }
@@ -131,57 +199,87 @@ impl TokenStore for SqliteStore {
             .await
     }
 
-    async fn rotate_refresh(
+    async fn rotate_refresh_with_grace(
         &self,
         presented: [u8; 32],
         next_hash: [u8; 32],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        grace: Duration,
     ) -> StoreResult<RotateOutcome> {
+        let grace_micros = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        // A token never issued is answered from a reader: a flood of made-up tokens does not
+        // queue on the single writer.
+        if !self.token_known(presented).await? {
+            return Ok(RotateOutcome::Invalid);
+        }
         self.db
             .write(move |tx| {
                 let family = tx
                     .prepare_cached(
-                        "SELECT f.id, f.user_id, f.current_hash, f.revoked, f.expires_at
+                        "SELECT f.id, f.user_id, f.current_hash, f.revoked, f.expires_at,
+                                f.previous_hash, f.rotated_at
                          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
                          WHERE t.hash = ?1",
                     )
                     .ctx("Failed to prepare the token lookup")?
                     .query_row([&presented[..]], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, Vec<u8>>(2)?,
-                            row.get::<_, bool>(3)?,
-                            row.get::<_, i64>(4)?,
-                        ))
+                        Ok(Family {
+                            id: row.get(0)?,
+                            user_id: row.get(1)?,
+                            current: row.get(2)?,
+                            revoked: row.get(3)?,
+                            expires_at: row.get(4)?,
+                            previous: row.get(5)?,
+                            rotated_at: row.get(6)?,
+                        })
                     })
                     .optional()
                     .ctx("Failed to look up a refresh token")?;
-                let Some((family_hex, user_hex, current, revoked, family_expiry)) = family else {
+                let Some(family) = family else {
                     return Ok(RotateOutcome::Invalid);
                 };
-                let family_id = parse_id(&family_hex)?;
-                if revoked {
+                let family_id = parse_id(&family.id)?;
+                if family.revoked {
                     return Ok(RotateOutcome::Invalid);
                 }
-                if current.as_slice() != presented.as_slice() {
+                if family.current.as_slice() != presented.as_slice() {
+                    let within_grace = family.previous.as_deref() == Some(&presented[..])
+                        && family.current.as_slice() == next_hash.as_slice()
+                        && grace_micros > 0
+                        && family
+                            .rotated_at
+                            .is_some_and(|at| micros(now).saturating_sub(at) < grace_micros)
+                        && family.expires_at > micros(now);
+                    if within_grace {
+                        return Ok(RotateOutcome::Rotated {
+                            user_id: parse_id(&family.user_id)?,
+                            family_id,
+                        });
+                    }
                     revoke(tx, family_id, now)?;
                     return Ok(RotateOutcome::Reused { family_id });
                 }
-                if family_expiry <= micros(now) {
+                if family.expires_at <= micros(now) {
                     return Ok(RotateOutcome::Invalid);
                 }
                 tx.prepare_cached(
-                    "UPDATE refresh_families SET current_hash = ?2, expires_at = ?3, updated_at = ?4
+                    "UPDATE refresh_families SET current_hash = ?2, expires_at = ?3, updated_at = ?4,
+                         previous_hash = ?5, rotated_at = ?4
                      WHERE id = ?1",
                 )
                 .ctx("Failed to prepare the rotation")?
-                .execute(params![family_hex, &next_hash[..], micros(expires_at), micros(now)])
+                .execute(params![
+                    family.id,
+                    &next_hash[..],
+                    micros(expires_at),
+                    micros(now),
+                    &presented[..]
+                ])
                 .ctx("Failed to rotate a refresh token")?;
                 insert_token(tx, &next_hash, family_id, now)?;
                 Ok(RotateOutcome::Rotated {
-                    user_id: parse_id(&user_hex)?,
+                    user_id: parse_id(&family.user_id)?,
                     family_id,
                 })
             })
@@ -189,6 +287,9 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_family_of(&self, presented: [u8; 32]) -> StoreResult<()> {
+        if !self.token_known(presented).await? {
+            return Ok(());
+        }
         self.db
             .write(move |tx| {
                 tx.prepare_cached(
@@ -202,6 +303,17 @@ impl TokenStore for SqliteStore {
             })
             .await
     }
+}
+
+/// A refresh-token family as the rotation reads it.
+struct Family {
+    id: String,
+    user_id: String,
+    current: Vec<u8>,
+    revoked: bool,
+    expires_at: i64,
+    previous: Option<Vec<u8>>,
+    rotated_at: Option<i64>,
 }
 
 fn parse_id(hex: &str) -> StoreResult<Id> {

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod plugins;
 pub mod products;
 pub mod retention;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -53,6 +54,10 @@ macro_rules! contract_tests {
             tokens::unknown_and_expired_refresh_tokens_are_invalid,
             tokens::a_revoked_family_accepts_none_of_its_tokens,
             tokens::two_concurrent_rotations_of_one_token_rotate_exactly_once,
+            sessions::within_the_grace_window_a_rotated_token_yields_the_same_successor_and_after_it_revokes,
+            sessions::concurrent_rotations_asking_for_the_same_successor_both_get_it,
+            sessions::ending_sessions_bumps_the_token_version_and_revokes_every_family_of_the_user,
+            sessions::an_order_beyond_the_open_order_cap_is_refused_and_writes_nothing,
             products::a_created_product_is_found_by_id_and_among_ids,
             products::order_inputs_are_the_customer_and_the_known_products,
             products::a_taken_sku_is_a_conflict_naming_the_sku,
