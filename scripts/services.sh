@@ -4,6 +4,7 @@
 #   * moto      — a real HTTP SQS API          → ORDERD_TEST_SQS_ENDPOINT=http://127.0.0.1:PORT
 #   * aiosmtpd  — SMTP into a Maildir           → ORDERD_TEST_SMTP=127.0.0.1:PORT, ORDERD_TEST_MAILDIR=DIR
 #   * nx-27017  — MongoDB wire protocol on SQLite → ORDERD_TEST_NX27017_URI=mongodb://127.0.0.1:PORT/
+#   * the venv's Python with `bcrypt` (the Node system's password hashes) → ORDERD_TEST_PYTHON
 #
 #   scripts/services.sh start   # start all, wait until they answer, write .services/env
 #   scripts/services.sh stop    # stop what `start` started
@@ -14,11 +15,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv-services"
 STATE="$ROOT/.services"
 ENV_FILE="$STATE/env"
-PACKAGES=('moto[server]==5.2.5' 'aiosmtpd==1.4.6' 'nx-27017==0.8.1')
+# bcrypt: an independent implementation that makes the Node system's password hashes in tests
+PACKAGES=('moto[server]==5.2.5' 'aiosmtpd==1.4.6' 'nx-27017==0.8.1' 'bcrypt==4.2.1')
 
 ensure_venv() {
     if [[ -x "$VENV/bin/moto_server" && -x "$VENV/bin/nx-27017" ]] \
-        && "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        && "$VENV/bin/python" -c 'import aiosmtpd, bcrypt' 2>/dev/null; then
         return
     fi
     echo "creating $VENV (one time, about 20 s)"
@@ -108,6 +110,7 @@ ORDERD_TEST_SQS_ENDPOINT=http://127.0.0.1:$sqs_port
 ORDERD_TEST_SMTP=127.0.0.1:$smtp_port
 ORDERD_TEST_MAILDIR=$maildir
 ORDERD_TEST_NX27017_URI=mongodb://127.0.0.1:$mongo_port/
+ORDERD_TEST_PYTHON=$VENV/bin/python
 EOF
     echo "test services ready ($ENV_FILE):"
     sed 's/^/  /' "$ENV_FILE"

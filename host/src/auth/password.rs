@@ -5,6 +5,11 @@
 //! runtime and the store's blocking tasks keep the CPU first. A login for an unknown account verifies against a dummy hash, so
 //! it costs the same as one for a known account and timing does not reveal which e-mails exist.
 //! Each hash's 19 MiB of working memory is mapped for that hash and returned to the OS after it.
+//!
+//! Accounts carried over from the Node system keep their bcrypt hashes (`$2a$`, `$2b$`,
+//! `$2y$`) until their next login: those verify with the `bcrypt` crate on the same threads
+//! (its comparison is constant-time too), and [`needs_upgrade`] tells the login to replace
+//! them with an argon2id hash of the password just proven.
 
 use std::sync::Arc;
 
@@ -174,7 +179,22 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// Whether `stored` is a bcrypt hash (the Node system's).
+fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|prefix| stored.starts_with(prefix))
+}
+
+/// Whether a stored hash should be replaced by an argon2id one at the next successful login.
+pub fn needs_upgrade(stored: &str) -> bool {
+    is_bcrypt(stored)
+}
+
 fn verify_blocking(password: &str, phc: &str) -> anyhow::Result<bool> {
+    if is_bcrypt(phc) {
+        return bcrypt::verify(password, phc).context("Failed to verify a bcrypt password hash");
+    }
     let parsed = PasswordHash::new(phc)
         .map_err(|err| anyhow::anyhow!("{err}"))
         .context("Failed to parse a stored password hash")?;
@@ -225,6 +245,13 @@ impl PasswordHasher {
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
         let password = password.expose().to_owned();
+        self.run(move || hash_blocking(&password)).await
+    }
+
+    /// The argon2id PHC string of a password that was just verified against a legacy hash;
+    /// it may predate today's password rules, so it is taken as it is.
+    pub async fn rehash(&self, password: &str) -> anyhow::Result<String> {
+        let password = password.to_owned();
         self.run(move || hash_blocking(&password)).await
     }
 

@@ -335,6 +335,7 @@ pub async fn login(
                 throttle.succeeded(email.as_str());
             }
             tracing::info!(user_id = %user.id, "user signed in");
+            upgrade_password_hash(&state, &user, &req.password).await;
             let version = token_version(&state, user.id).await?;
             session_response(&state, &user, version).await
         }
@@ -345,6 +346,35 @@ pub async fn login(
             Err(ApiError::Unauthorized(BAD_CREDENTIALS))
         }
     }
+}
+
+/// Replaces a legacy (bcrypt) hash with an argon2id hash of the password the user just proved.
+/// A failure leaves the legacy hash working: it is logged and counted, and the next login
+/// tries again, rather than refusing a login whose password was right.
+async fn upgrade_password_hash(state: &AppState, user: &User, password: &str) {
+    if !crate::auth::password::needs_upgrade(&user.password_hash) {
+        return;
+    }
+    let outcome = match state.passwords.rehash(password).await {
+        Ok(new_hash) => match state
+            .store
+            .replace_password_hash(user.id, &user.password_hash, &new_hash)
+            .await
+        {
+            Ok(true) => "upgraded",
+            Ok(false) => "changed-meanwhile",
+            Err(err) => {
+                tracing::warn!(user_id = %user.id, error = %err, "Failed to store the upgraded password hash");
+                "error"
+            }
+        },
+        Err(err) => {
+            tracing::warn!(user_id = %user.id, error = format!("{err:#}"), "Failed to hash a password for its upgrade");
+            "error"
+        }
+    };
+    tracing::info!(user_id = %user.id, outcome, "legacy password hash upgrade");
+    metrics::counter!("orderd_password_upgrades_total", "outcome" => outcome).increment(1);
 }
 
 /// Rotates a refresh token (from the body or the cookie) into a new token pair.

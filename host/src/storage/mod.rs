@@ -57,6 +57,14 @@ pub trait UserStore: Send + Sync {
     /// demote`) and increments its token version, so access tokens issued before the change
     /// are refused wherever the version is checked. `NotFound` if absent.
     async fn set_role(&self, id: Id, role: Role) -> StoreResult<()>;
+    /// Replaces a user's password hash with `new_hash` if it is still `old_hash` (a login
+    /// upgrading a legacy hash; a concurrent password change wins). Whether it replaced it.
+    async fn replace_password_hash(
+        &self,
+        id: Id,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool>;
     /// The user's current role and token version, for checking an access token against them.
     /// `None` when the user does not exist (deleted).
     async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>>;

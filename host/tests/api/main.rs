@@ -11,6 +11,7 @@ mod email_addresses;
 mod errors;
 mod health;
 mod idempotency;
+mod legacy_passwords;
 mod order_limits;
 mod orders;
 mod overload;

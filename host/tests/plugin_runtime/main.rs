@@ -12,9 +12,9 @@ mod limits;
 mod loading;
 mod policy;
 mod sandbox;
+mod slot_limits;
 #[path = "../support/skip.rs"]
 mod support_skip;
-mod slot_limits;
 mod upload_cancel;
 mod watcher;
 mod watcher_files;

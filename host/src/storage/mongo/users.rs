@@ -102,6 +102,24 @@ impl UserStore for MongoStore {
         }
     }
 
+    async fn replace_password_hash(
+        &self,
+        id: Id,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        let result = self
+            .c
+            .users
+            .update_one(
+                doc! { "_id": oid(id), "passwordHash": old_hash },
+                doc! { "$set": { "passwordHash": new_hash } },
+            )
+            .await
+            .ctx("Failed to update a password hash")?;
+        Ok(result.modified_count == 1)
+    }
+
     async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>> {
         let found = self
             .c

@@ -127,6 +127,27 @@ impl UserStore for SqliteStore {
             .await
     }
 
+    async fn replace_password_hash(
+        &self,
+        id: Id,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        let (old_hash, new_hash) = (old_hash.to_owned(), new_hash.to_owned());
+        self.db
+            .write(move |tx| {
+                let changed = tx
+                    .prepare_cached(
+                        "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+                    )
+                    .ctx("Failed to prepare the password hash update")?
+                    .execute(params![id.to_hex(), old_hash, new_hash])
+                    .ctx("Failed to update a password hash")?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>> {
         self.db
             .read(move |conn| {

@@ -49,6 +49,7 @@ macro_rules! contract_tests {
             users::a_taken_email_is_a_conflict_naming_the_email,
             users::a_taken_username_is_a_conflict_naming_the_username,
             users::setting_a_role_changes_it_and_an_unknown_user_is_not_found,
+            users::a_password_hash_is_replaced_only_while_it_is_the_one_expected,
             tokens::rotating_the_current_refresh_token_replaces_it,
             tokens::presenting_a_rotated_away_token_revokes_its_family,
             tokens::unknown_and_expired_refresh_tokens_are_invalid,

@@ -72,3 +72,49 @@ pub async fn setting_a_role_changes_it_and_an_unknown_user_is_not_found(h: &dyn 
     let err = store.set_role(Id::new(), Role::Admin).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
+
+pub async fn a_password_hash_is_replaced_only_while_it_is_the_one_expected(h: &dyn Harness) {
+    let store = h.store();
+    let ada = user();
+    store.create_user(&ada).await.unwrap();
+    let legacy = ada.password_hash.clone();
+
+    assert!(
+        !store
+            .replace_password_hash(ada.id, "$2b$04$some-other-hash", "$argon2id$new")
+            .await
+            .unwrap(),
+        "a hash changed meanwhile is not overwritten"
+    );
+    assert_eq!(
+        store
+            .user_by_id(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        legacy
+    );
+    assert!(
+        store
+            .replace_password_hash(ada.id, &legacy, "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .user_by_id(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+    assert!(
+        !store
+            .replace_password_hash(Id::new(), &legacy, "$argon2id$other")
+            .await
+            .unwrap(),
+        "an unknown user changes nothing"
+    );
+}
