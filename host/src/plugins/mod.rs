@@ -13,7 +13,9 @@
 //! `checks` (output checks), `loader` + `cache` (compiling candidates), `runtime` (the public
 //! handle and failure policies), `watcher` (hot reload), `native` (the same rules compiled
 //! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults),
-//! `template` (the crate `orderd plugin new` writes).
+//! `template` (the crate `orderd plugin new` writes), `recorder` (recent real calls per slot),
+//! `dry_run` (a candidate on recorded calls and fixtures) and `shadow` (a candidate beside the
+//! active version on live calls).
 
 mod bindings;
 mod cache;
@@ -25,8 +27,11 @@ mod error;
 pub mod fixtures;
 mod loader;
 pub mod native;
+mod dry_run;
+mod recorder;
 mod runtime;
 mod settings;
+mod shadow;
 mod slot;
 mod stderr;
 mod store;
@@ -42,7 +47,10 @@ pub use embedded::{PLUGIN_DIR, default_component};
 pub use error::{FailureKind, LoadError, PluginCallError};
 pub use loader::sha256_hex;
 pub use runtime::{CheckReport, PluginRuntime};
-pub use settings::{RuntimeSettings, SlotSettings};
+pub use dry_run::{DryRunItem, DryRunReport, DryRunSummary, InputSource, RunResult};
+pub use recorder::{REDACTED_EMAIL, REDACTED_NAME, RecordedCall, Recording};
+pub use settings::{PersonalData, RecordingSettings, RuntimeSettings, ShadowSettings, SlotSettings};
+pub use shadow::{Divergence, ShadowFailure, ShadowStatus, ShadowUpload};
 pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
 pub use watcher::{SlotFile, WatcherHandle};
 

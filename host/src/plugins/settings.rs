@@ -39,6 +39,10 @@ pub struct RuntimeSettings {
     /// Run every candidate on the built-in fixtures before it is swapped in. Turn off only for
     /// plugins whose config makes the fixtures meaningless.
     pub smoke_test: bool,
+    /// Recent real inputs kept per slot for dry runs and replays (see `recorder`).
+    pub recording: RecordingSettings,
+    /// How a shadow candidate runs beside the active version (see `shadow`).
+    pub shadow: ShadowSettings,
     /// Policy and config of the tax slot.
     pub tax: SlotSettings,
     /// Policy and config of the validation slot.
@@ -58,6 +62,8 @@ impl Default for RuntimeSettings {
             max_tax_rate_bps: 10_000,
             max_concurrent_calls: 64,
             smoke_test: true,
+            recording: RecordingSettings::default(),
+            shadow: ShadowSettings::default(),
             tax: SlotSettings::default(),
             validation: SlotSettings::default(),
             email: SlotSettings::default(),
@@ -98,4 +104,61 @@ pub struct SlotSettings {
     pub policy: FailurePolicy,
     /// Key/value settings passed to the plugin on every call.
     pub config: Config,
+}
+
+/// What the per-slot ring of recent real inputs keeps. Only admins can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// Most calls kept per slot (the oldest are dropped first). `0` turns recording off.
+    pub inputs_per_slot: usize,
+    /// Most bytes (JSON size of input plus output) kept per slot.
+    pub max_bytes_per_slot: usize,
+    /// What happens to the customer's e-mail, name and address before an input is kept.
+    pub personal_data: PersonalData,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        Self {
+            inputs_per_slot: 100,
+            max_bytes_per_slot: 1 << 20,
+            personal_data: PersonalData::Redact,
+        }
+    }
+}
+
+/// The treatment of personal data (customer e-mail, name, shipping address) in recorded calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PersonalData {
+    /// Replaced by placeholders (`redacted@example.invalid`, `Redacted`); the postal code is
+    /// removed; country and region, which rules key on, are kept. The same values are replaced
+    /// in recorded e-mail output.
+    #[default]
+    Redact,
+    /// Left out: e-mail and name empty, no shipping address.
+    Drop,
+    /// Kept as the call saw them.
+    Keep,
+}
+
+/// Limits of shadow runs: a shadow never slows or queues live calls, it drops work instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowSettings {
+    /// Most shadow calls running at once per slot; a live call that finds them all busy is not
+    /// shadowed (and counted as dropped).
+    pub max_in_flight: usize,
+    /// Divergences and failures kept as examples (the most recent).
+    pub examples: usize,
+}
+
+impl Default for ShadowSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 2,
+            examples: 5,
+        }
+    }
 }
