@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod plugin;
 pub mod queue;
+pub mod replay;
 pub mod serve;
 
 use clap::{Parser, Subcommand};

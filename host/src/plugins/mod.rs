@@ -21,13 +21,13 @@ mod bindings;
 mod cache;
 mod call;
 mod checks;
+mod dry_run;
 mod embedded;
 mod engine;
 mod error;
 pub mod fixtures;
 mod loader;
 pub mod native;
-mod dry_run;
 mod recorder;
 mod runtime;
 mod settings;
@@ -43,13 +43,15 @@ pub use checks::{
     MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_SUBJECT_BYTES, MAX_TEXT_BYTES,
     MAX_VIOLATIONS,
 };
+pub use dry_run::{DryRunItem, DryRunReport, DryRunSummary, InputSource, RunResult};
 pub use embedded::{PLUGIN_DIR, default_component};
 pub use error::{FailureKind, LoadError, PluginCallError};
 pub use loader::sha256_hex;
-pub use runtime::{CheckReport, PluginRuntime};
-pub use dry_run::{DryRunItem, DryRunReport, DryRunSummary, InputSource, RunResult};
 pub use recorder::{REDACTED_EMAIL, REDACTED_NAME, RecordedCall, Recording};
-pub use settings::{PersonalData, RecordingSettings, RuntimeSettings, ShadowSettings, SlotSettings};
+pub use runtime::{CheckReport, PluginRuntime};
+pub use settings::{
+    PersonalData, RecordingSettings, RuntimeSettings, ShadowSettings, SlotSettings,
+};
 pub use shadow::{Divergence, ShadowFailure, ShadowStatus, ShadowUpload};
 pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
 pub use watcher::{SlotFile, WatcherHandle};

@@ -190,7 +190,11 @@ pub(crate) fn redact_input(input: &mut PluginInput, mode: PersonalData) -> Optio
 }
 
 /// Treats `input` and, where it repeats the same values, `output`.
-pub(crate) fn redact(input: &mut PluginInput, output: Option<&mut PluginOutput>, mode: PersonalData) {
+pub(crate) fn redact(
+    input: &mut PluginInput,
+    output: Option<&mut PluginOutput>,
+    mode: PersonalData,
+) {
     if let (Some(personal), Some(output)) = (redact_input(input, mode), output) {
         personal.apply(output);
     }
@@ -255,7 +259,10 @@ mod tests {
     fn email_of(order: &rule_types::StoredOrder) -> PluginOutput {
         PluginOutput::Email(RenderedEmail {
             subject: format!("Thanks, {}", order.customer.name),
-            html: format!("<p>{} &lt;{}&gt;</p>", order.customer.name, order.customer.email),
+            html: format!(
+                "<p>{} &lt;{}&gt;</p>",
+                order.customer.name, order.customer.email
+            ),
             text: format!("Sent to {}", order.customer.email),
         })
     }
@@ -272,7 +279,10 @@ mod tests {
         assert_eq!(order.customer.email, REDACTED_EMAIL);
         assert_eq!(order.customer.name, REDACTED_NAME);
         let address = order.shipping_address.as_ref().unwrap();
-        assert_eq!((address.country.as_str(), address.postal_code.as_deref()), ("IN", None));
+        assert_eq!(
+            (address.country.as_str(), address.postal_code.as_deref()),
+            ("IN", None)
+        );
         let text = serde_json::to_string(&output).unwrap();
         assert!(!text.contains("asha"), "{text}");
         assert!(text.contains(REDACTED_EMAIL), "{text}");
@@ -285,7 +295,10 @@ mod tests {
         let PluginInput::Calculate(draft) = &dropped else {
             unreachable!()
         };
-        assert_eq!((draft.customer.email.as_str(), draft.customer.name.as_str()), ("", ""));
+        assert_eq!(
+            (draft.customer.email.as_str(), draft.customer.name.as_str()),
+            ("", "")
+        );
         assert!(draft.shipping_address.is_none());
 
         let mut kept = PluginInput::Calculate(fixtures::draft());
@@ -301,7 +314,13 @@ mod tests {
         });
         let output = PluginOutput::Violations(vec![]);
         for _ in 0..5 {
-            recorder.record(Slot::Validation, "ab", PluginInput::Validate(fixtures::draft()), 100, &output);
+            recorder.record(
+                Slot::Validation,
+                "ab",
+                PluginInput::Validate(fixtures::draft()),
+                100,
+                &output,
+            );
         }
         let recording = recorder.snapshot(Slot::Validation);
         let seqs: Vec<u64> = recording.calls.iter().map(|c| c.seq).collect();
@@ -313,10 +332,20 @@ mod tests {
             ..RecordingSettings::default()
         });
         for _ in 0..5 {
-            small.record(Slot::Validation, "ab", PluginInput::Validate(fixtures::draft()), 100, &output);
+            small.record(
+                Slot::Validation,
+                "ab",
+                PluginInput::Validate(fixtures::draft()),
+                100,
+                &output,
+            );
         }
         let recording = small.snapshot(Slot::Validation);
-        assert_eq!(recording.calls.len(), 2, "two calls of 102 bytes fit in 250");
+        assert_eq!(
+            recording.calls.len(),
+            2,
+            "two calls of 102 bytes fit in 250"
+        );
         assert!(recording.bytes <= 250);
     }
 }

@@ -23,13 +23,13 @@ use super::engine::{build_engine, build_linker};
 use super::error::{FailureKind, LoadError, PluginCallError};
 use super::fixtures;
 use super::loader::{Prepared, prepare};
+use super::recorder::{Recorder, Recording};
+use super::settings::PersonalData;
 use super::settings::RuntimeSettings;
+use super::shadow::Shadow;
 use super::slot::{
     ActivePlugin, FailurePolicy, LoadedVersion, PluginSource, Slot, SlotState, SlotStatus,
 };
-use super::recorder::{Recorder, Recording};
-use super::settings::PersonalData;
-use super::shadow::Shadow;
 use super::store::HostState;
 
 /// The plugin runtime. Cheap to clone; one per process.
@@ -400,7 +400,11 @@ impl PluginRuntime {
         Ok(report)
     }
 
-    pub(super) async fn prepare(&self, slot: Slot, bytes: Arc<[u8]>) -> Result<Prepared, LoadError> {
+    pub(super) async fn prepare(
+        &self,
+        slot: Slot,
+        bytes: Arc<[u8]>,
+    ) -> Result<Prepared, LoadError> {
         let inner = &self.inner;
         prepare(
             &inner.engine,
@@ -413,7 +417,11 @@ impl PluginRuntime {
     }
 
     /// Runs the candidate on the built-in fixtures of its slot.
-    pub(super) async fn smoke_test(&self, slot: Slot, candidate: &ActivePlugin) -> Result<(), LoadError> {
+    pub(super) async fn smoke_test(
+        &self,
+        slot: Slot,
+        candidate: &ActivePlugin,
+    ) -> Result<(), LoadError> {
         let inputs = match slot {
             Slot::Tax => vec![PluginInput::Calculate(fixtures::draft())],
             Slot::Validation => vec![PluginInput::Validate(fixtures::draft())],

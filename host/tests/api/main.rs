@@ -11,4 +11,6 @@ mod health;
 mod idempotency;
 mod orders;
 mod overload;
+mod plugin_replay;
+mod plugin_trials;
 mod products;
