@@ -112,7 +112,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     );
     print_memory(idle, peak, after);
     if let Some(admin) = &shadow_admin {
-        println!("  shadow: {}", crate::shadow::summary(&target.api, admin).await?);
+        println!(
+            "  shadow: {}",
+            crate::shadow::summary(&target.api, admin).await?
+        );
     }
     if let Some(dir) = target.data_dir() {
         println!("  data: {}", dir.display());

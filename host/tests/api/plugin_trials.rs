@@ -490,3 +490,35 @@ async fn a_stopped_shadow_reports_its_counts_and_no_longer_runs() {
     .await;
     assert_problem(promote, 409, "no-shadow").await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_recordings_dry_runs_shadows_and_promotion() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    for (path, method) in [
+        ("/api/admin/plugins/{slot}/recorded", "get"),
+        ("/api/admin/plugins/{slot}/dry-run", "post"),
+        ("/api/admin/plugins/{slot}/shadow", "get"),
+        ("/api/admin/plugins/{slot}/shadow", "delete"),
+        ("/api/admin/plugins/{slot}/promote", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let dry_run = &doc["paths"]["/api/admin/plugins/{slot}/dry-run"]["post"];
+    assert!(
+        dry_run["requestBody"]["content"]["application/wasm"].is_object(),
+        "{dry_run}"
+    );
+    let upload = &doc["paths"]["/api/admin/plugins/{slot}"]["put"];
+    let params: Vec<&Value> = upload["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert!(params.contains(&&Value::from("mode")), "{upload}");
+    assert!(upload["responses"]["202"].is_object(), "{upload}");
+}
