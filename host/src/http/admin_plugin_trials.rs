@@ -73,8 +73,7 @@ pub struct RecordedCallDto {
     /// The order draft or stored order the call got.
     #[schema(value_type = Object)]
     pub input: Value,
-    /// What the active version answered.
-    #[schema(value_type = Object)]
+    /// What the active version answered (an object, or an array of violations).
     pub output: Value,
 }
 
@@ -121,8 +120,7 @@ fn personal_data_name(mode: PersonalData) -> &'static str {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunResultDto {
-    /// The checked output; `null` when the call failed.
-    #[schema(value_type = Option<Object>)]
+    /// The checked output (an object, or an array of violations); `null` when the call failed.
     pub output: Option<Value>,
     /// `trap`, `timeout`, `memory`, `plugin-error`, `bad-output`, `not-loaded`, … when it failed.
     pub error_kind: Option<String>,
@@ -236,10 +234,8 @@ pub struct DivergenceDto {
     #[schema(value_type = Object)]
     pub input: Value,
     /// What the active version answered (and the caller got).
-    #[schema(value_type = Object)]
     pub active: Value,
     /// What the shadow answered.
-    #[schema(value_type = Object)]
     pub candidate: Value,
 }
 

@@ -522,3 +522,20 @@ async fn the_openapi_document_describes_recordings_dry_runs_shadows_and_promotio
     assert!(params.contains(&&Value::from("mode")), "{upload}");
     assert!(upload["responses"]["202"].is_object(), "{upload}");
 }
+
+#[tokio::test]
+async fn the_documented_outputs_admit_the_array_a_validation_rule_answers() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("RecordedCallDto", "output"),
+        ("RunResultDto", "output"),
+        ("DivergenceDto", "active"),
+        ("DivergenceDto", "candidate"),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert!(property.is_object(), "{schema}.{field} missing");
+        assert_ne!(property["type"], "object", "{schema}.{field}: {property}");
+    }
+}
