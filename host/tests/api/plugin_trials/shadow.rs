@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 use crate::orders::{place_ok, tax_half_up};
 
 #[tokio::test]
@@ -143,4 +143,30 @@ async fn a_stopped_shadow_reports_its_counts_and_no_longer_runs() {
     )
     .await;
     assert_problem(promote, 409, "no-shadow").await;
+}
+
+#[tokio::test]
+async fn a_shadow_without_free_capacity_drops_calls_and_counts_them_instead_of_queueing() {
+    // No shadow call may run at once: every live call finds the shadow busy.
+    let app = spawn_app_with(|s| s.plugins.shadow.max_in_flight = 0).await;
+    let admin = app.admin().await;
+    let customer = app.customer().await;
+    let tea = app.create_product(10_000, 10).await;
+    assert_eq!(
+        shadow_upload(&app, &admin, "", wasm(FLAT_TAX))
+            .await
+            .status(),
+        202
+    );
+    for _ in 0..3 {
+        let order = place_ok(&app, &customer, &[(&tea, 1)]).await;
+        assert_eq!(order["taxTotal"], tax_half_up(10_000, 1800));
+    }
+    let s = shadow(&app, &admin).await;
+    assert_eq!(s["dropped"], 3, "{s}");
+    assert_eq!(
+        (s["agreements"].as_u64(), s["divergences"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
 }
