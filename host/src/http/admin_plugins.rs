@@ -8,6 +8,7 @@
 //! first `=` after `config` splits; omitted uses each instance's configured config of the
 //! slot). Example:
 //! `PUT /api/admin/plugins/tax?policy=fallback&config=rate.default%3D1200&config=rate.essentials%3D500`.
+//! `mode=shadow` runs the component as the slot's shadow instead (see `admin_plugin_trials`).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
