@@ -37,6 +37,12 @@ pub struct LoadArgs {
     /// Orders whose commit → processed lag is read back (a sample of the created ones).
     #[arg(long, default_value_t = 2000)]
     pub lag_sample: usize,
+    /// Run this tax component as the tax slot's shadow during the run (`mode=shadow`).
+    #[arg(long)]
+    pub shadow: Option<std::path::PathBuf>,
+    /// Config of the shadow, as key=value (repeatable).
+    #[arg(long = "shadow-config", value_name = "KEY=VALUE")]
+    pub shadow_config: Vec<String>,
 }
 
 /// Runs the `load` command.
@@ -50,6 +56,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         args.products
     );
     let fixture = Fixture::set_up(target.api.clone(), customers, args.products).await?;
+    let shadow_admin = match &args.shadow {
+        Some(path) => {
+            let wasm = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("Failed to read {}: {e}", path.display()))?;
+            let admin = target.api.admin_token().await?;
+            crate::shadow::start(&target.api, &admin, wasm, &args.shadow_config).await?;
+            eprintln!("shadow running in the tax slot: {}", path.display());
+            Some(admin)
+        }
+        None => None,
+    };
     if args.warmup > 0.0 {
         // Warm up the way the run sends, so a closed-loop burst leaves no backlog behind
         // for an open-loop run to inherit.
@@ -94,6 +111,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         lags.len()
     );
     print_memory(idle, peak, after);
+    if let Some(admin) = &shadow_admin {
+        println!(
+            "  shadow: {}",
+            crate::shadow::summary(&target.api, admin).await?
+        );
+    }
     if let Some(dir) = target.data_dir() {
         println!("  data: {}", dir.display());
     }

@@ -21,6 +21,7 @@ mod load;
 mod load_cmd;
 mod pipeline;
 mod server;
+mod shadow;
 mod stats;
 mod target;
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod plugin;
 pub mod queue;
+pub mod replay;
 pub mod serve;
 
 use clap::{Parser, Subcommand};

@@ -95,6 +95,9 @@ pub enum PluginCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Run FILE and the active version on a server's recorded recent calls and fixtures (a dry
+    /// run) and print where they differ.
+    Replay(super::replay::ReplayArgs),
 }
 
 impl PluginCommand {
@@ -126,6 +129,7 @@ impl PluginCommand {
                 };
                 block_on(run(&file, args))
             }
+            PluginCommand::Replay(args) => super::replay::run(args),
             PluginCommand::New { name, slot, dir } => {
                 let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
                 template::write_crate(&name, slot.into(), &dir)?;

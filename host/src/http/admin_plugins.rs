@@ -9,6 +9,7 @@
 //! first `=` after `config` splits; omitted uses each instance's configured config of the
 //! slot). Example:
 //! `PUT /api/admin/plugins/tax?policy=fallback&config=rate.default%3D1200&config=rate.essentials%3D500`.
+//! `mode=shadow` runs the component as the slot's shadow instead (see `admin_plugin_trials`).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -42,7 +43,7 @@ pub struct ConfigEntry {
     pub value: String,
 }
 
-fn config_entries(config: &[(String, String)]) -> Vec<ConfigEntry> {
+pub(super) fn config_entries(config: &[(String, String)]) -> Vec<ConfigEntry> {
     config
         .iter()
         .map(|(key, value)| ConfigEntry {
@@ -160,11 +161,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An unknown slot is a resource that does not exist.
-fn slot(name: &str) -> Result<Slot, ApiError> {
+pub(super) fn slot(name: &str) -> Result<Slot, ApiError> {
     name.parse().map_err(|_| ApiError::NotFound)
 }
 
-fn admin_error(err: PluginAdminError) -> ApiError {
+pub(super) fn admin_error(err: PluginAdminError) -> ApiError {
     match err {
         PluginAdminError::Refused(reason) => ApiError::Unprocessable {
             code: "plugin-rejected",
@@ -262,15 +263,46 @@ impl<S: Send + Sync> FromRequest<S> for WasmBody {
     }
 }
 
-/// The `policy` and repeated `config` query parameters of an upload.
-fn upload_settings(
-    uri: &Uri,
-) -> Result<(rule_types::Config, Option<crate::plugins::FailurePolicy>), ApiError> {
+/// What an upload asks for: activate the version, or run it as the slot's shadow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum UploadMode {
+    /// Store and activate (the default).
+    #[default]
+    Active,
+    /// Run beside the active version on live calls, storing nothing (`mode=shadow`).
+    Shadow,
+}
+
+/// The query parameters of an upload or a dry run.
+pub(super) struct UploadSettings {
+    pub config: rule_types::Config,
+    pub policy: Option<crate::plugins::FailurePolicy>,
+    pub mode: UploadMode,
+}
+
+/// The `policy`, repeated `config` and (when `allow_mode`) `mode` query parameters of an
+/// upload.
+pub(super) fn upload_settings(uri: &Uri, allow_mode: bool) -> Result<UploadSettings, ApiError> {
     let mut config = Vec::new();
     let mut policy = None;
+    let mut mode = None;
     let mut errors = Vec::new();
     for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match name.as_ref() {
+            "mode" if allow_mode && mode.is_some() => errors.push(FieldError::new(
+                "mode",
+                "duplicate-field",
+                "appears more than once",
+            )),
+            "mode" if allow_mode => match value.as_ref() {
+                "active" => mode = Some(UploadMode::Active),
+                "shadow" => mode = Some(UploadMode::Shadow),
+                _ => errors.push(FieldError::new(
+                    "mode",
+                    "invalid-value",
+                    "must be active or shadow",
+                )),
+            },
             "config" => match value.split_once('=') {
                 Some((key, val)) if !key.trim().is_empty() => {
                     config.push((key.trim().to_owned(), val.to_owned()))
@@ -300,7 +332,11 @@ fn upload_settings(
         }
     }
     if errors.is_empty() {
-        Ok((config, policy))
+        Ok(UploadSettings {
+            config,
+            policy,
+            mode: mode.unwrap_or_default(),
+        })
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -308,16 +344,21 @@ fn upload_settings(
 
 /// Uploads a new version of a slot's plugin: compiled, checked against the slot's world and
 /// smoke-tested, then activated here and recorded in the store (every other instance follows
-/// within a few seconds). A refused component changes nothing.
+/// within a few seconds). A refused component changes nothing. With `mode=shadow` the
+/// component is checked the same way but only runs beside the active version on this
+/// instance's live calls (`202`, see `GET /api/admin/plugins/{slot}/shadow`); nothing is stored
+/// or activated until `POST /api/admin/plugins/{slot}/promote`.
 #[utoipa::path(put, path = "/api/admin/plugins/{slot}", tag = "admin", security(("bearer" = [])),
     params(
         ("slot" = String, Path, description = "`tax`, `validation` or `email`"),
         ("policy" = Option<String>, Query, description = "`fail-closed` or `fallback`"),
         ("config" = Option<Vec<String>>, Query, description = "`key=value`, repeatable"),
+        ("mode" = Option<String>, Query, description = "`active` (default) or `shadow`"),
     ),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component, at most 32 MiB"),
     responses(
         (status = 201, description = "Stored and active", body = UploadedDto),
+        (status = 202, description = "`mode=shadow`: running as the slot's shadow; nothing stored or activated", body = super::admin_plugin_trials::ShadowDto),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such slot", body = Problem, content_type = "application/problem+json"),
@@ -333,7 +374,14 @@ pub async fn upload_plugin(
     WasmBody(wasm): WasmBody,
 ) -> Result<Response, ApiError> {
     let slot = slot(&slot_name)?;
-    let (config, policy) = upload_settings(&uri)?;
+    let UploadSettings {
+        config,
+        policy,
+        mode,
+    } = upload_settings(&uri, true)?;
+    if mode == UploadMode::Shadow {
+        return super::admin_plugin_trials::start_shadow(&state, slot, wasm, config, policy).await;
+    }
     let upload = Upload {
         slot,
         wasm: wasm.to_vec(),

@@ -13,6 +13,7 @@
 //!    flight).
 
 pub mod admin_outbox;
+pub mod admin_plugin_trials;
 pub mod admin_plugins;
 pub mod admission;
 pub mod auth;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
             admission::admit,
         )))
         .merge(admin_plugins::router())
+        .merge(admin_plugin_trials::router())
         .merge(admin_outbox::router())
         .merge(health::router())
         .route_layer(middleware::from_fn(metrics::track))

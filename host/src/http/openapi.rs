@@ -42,6 +42,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::products::ProductsApi::openapi());
     doc.merge(super::orders::OrdersApi::openapi());
     doc.merge(super::admin_plugins::AdminPluginsApi::openapi());
+    doc.merge(super::admin_plugin_trials::AdminPluginTrialsApi::openapi());
     doc.merge(super::admin_outbox::AdminOutboxApi::openapi());
     doc.merge(super::health::HealthApi::openapi());
     doc

@@ -84,6 +84,12 @@ pub struct CallStats {
     pub fuel_consumed: Option<u64>,
 }
 
+/// The size of `value` serialized as JSON, counted without keeping the bytes.
+pub(crate) fn json_size<T: Serialize>(value: &T) -> usize {
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, value).map_or(usize::MAX, |()| counter.0)
+}
+
 /// Counts serialized bytes without keeping them.
 struct ByteCounter(usize);
 

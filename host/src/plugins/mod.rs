@@ -13,20 +13,25 @@
 //! `checks` (output checks), `loader` + `cache` (compiling candidates), `runtime` (the public
 //! handle and failure policies), `watcher` (hot reload), `native` (the same rules compiled
 //! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults),
-//! `template` (the crate `orderd plugin new` writes).
+//! `template` (the crate `orderd plugin new` writes), `recorder` (recent real calls per slot),
+//! `dry_run` (a candidate on recorded calls and fixtures) and `shadow` (a candidate beside the
+//! active version on live calls).
 
 mod bindings;
 mod cache;
 mod call;
 mod checks;
+mod dry_run;
 mod embedded;
 mod engine;
 mod error;
 pub mod fixtures;
 mod loader;
 pub mod native;
+mod recorder;
 mod runtime;
 mod settings;
+mod shadow;
 mod slot;
 mod stderr;
 mod store;
@@ -38,11 +43,16 @@ pub use checks::{
     MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_RATE_NAME_BYTES, MAX_SUBJECT_BYTES,
     MAX_TAX_LINES_PER_ITEM, MAX_TEXT_BYTES, MAX_VIOLATIONS,
 };
+pub use dry_run::{DryRunItem, DryRunReport, DryRunSummary, InputSource, RunResult};
 pub use embedded::{PLUGIN_DIR, default_component};
 pub use error::{FailureKind, LoadError, PluginCallError};
 pub use loader::sha256_hex;
+pub use recorder::{REDACTED_EMAIL, REDACTED_NAME, RecordedCall, Recording};
 pub use runtime::{Candidate, CheckReport, PluginRuntime};
-pub use settings::{RuntimeSettings, SlotSettings};
+pub use settings::{
+    PersonalData, RecordingSettings, RuntimeSettings, ShadowSettings, SlotSettings,
+};
+pub use shadow::{Divergence, ShadowFailure, ShadowStatus, ShadowUpload};
 pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
 pub use watcher::{MAX_COMPONENT_BYTES, MAX_SLOT_FILE_BYTES, SlotFile, WatcherHandle};
 

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwapOption;
 use chrono::Utc;
 use rule_types::{Config, OrderDraft, RenderedEmail, StoredOrder, TaxBreakdown, Violation};
 use serde::Serialize;
@@ -22,7 +23,10 @@ use super::engine::{build_engine, build_linker};
 use super::error::{FailureKind, LoadError, PluginCallError};
 use super::fixtures;
 use super::loader::{Prepared, prepare};
+use super::recorder::{Recorder, Recording};
+use super::settings::PersonalData;
 use super::settings::RuntimeSettings;
+use super::shadow::Shadow;
 use super::slot::{
     ActivePlugin, FailurePolicy, LoadedVersion, PluginSource, Slot, SlotState, SlotStatus,
 };
@@ -57,6 +61,10 @@ struct Inner {
     cache: Option<Arc<ArtifactCache>>,
     /// Tax, validation and e-mail, indexed by [`Slot::index`].
     slots: [SlotState; 3],
+    /// Recent answered calls per slot.
+    recorder: Recorder,
+    /// The shadow candidate of each slot, if any, indexed by [`Slot::index`].
+    shadows: [ArcSwapOption<Shadow>; 3],
 }
 
 /// A version compiled, checked and smoke-tested for a slot, not yet serving
@@ -106,7 +114,10 @@ impl PluginRuntime {
             max_tax_rate_bps: settings.max_tax_rate_bps,
         });
         let permits = Semaphore::new(settings.max_concurrent_calls.max(1) as usize);
+        let recorder = Recorder::new(settings.recording.clone());
         let inner = Inner {
+            recorder,
+            shadows: Default::default(),
             engine,
             linker,
             settings,
@@ -219,7 +230,13 @@ impl PluginRuntime {
         }
         let (result, stats) = self.invoke(slot, &active, &input).await;
         let failure = match result {
-            Ok(out) => return Ok((out, stats)),
+            Ok(out) => {
+                self.shadow_call(slot, &input, &out);
+                self.inner
+                    .recorder
+                    .record(slot, &active.sha256, input, size, &out);
+                return Ok((out, stats));
+            }
             Err(failure) => failure,
         };
         log_failure(slot, &active, &failure);
@@ -270,7 +287,7 @@ impl PluginRuntime {
         out
     }
 
-    async fn invoke(
+    pub(super) async fn invoke(
         &self,
         slot: Slot,
         plugin: &ActivePlugin,
@@ -416,7 +433,11 @@ impl PluginRuntime {
         Ok(report)
     }
 
-    async fn prepare(&self, slot: Slot, bytes: Arc<[u8]>) -> Result<Prepared, LoadError> {
+    pub(super) async fn prepare(
+        &self,
+        slot: Slot,
+        bytes: Arc<[u8]>,
+    ) -> Result<Prepared, LoadError> {
         let inner = &self.inner;
         prepare(
             &inner.engine,
@@ -429,7 +450,11 @@ impl PluginRuntime {
     }
 
     /// Runs the candidate on the built-in fixtures of its slot.
-    async fn smoke_test(&self, slot: Slot, candidate: &ActivePlugin) -> Result<(), LoadError> {
+    pub(super) async fn smoke_test(
+        &self,
+        slot: Slot,
+        candidate: &ActivePlugin,
+    ) -> Result<(), LoadError> {
         let inputs = match slot {
             Slot::Tax => vec![PluginInput::Calculate(fixtures::draft())],
             Slot::Validation => vec![PluginInput::Validate(fixtures::draft())],
@@ -461,9 +486,45 @@ impl PluginRuntime {
     pub fn slot_status(&self, slot: Slot) -> SlotStatus {
         SlotStatus::of(slot, self.slot(slot))
     }
+
+    /// The recent answered calls of `slot` (admin-only data).
+    pub fn recording(&self, slot: Slot) -> Recording {
+        self.inner.recorder.snapshot(slot)
+    }
+
+    /// The config a version uploaded with `config` runs with: its own, or the slot's
+    /// configured one when it came without.
+    pub fn effective_config(&self, slot: Slot, config: &Config) -> Config {
+        if config.is_empty() {
+            self.inner.settings.slot(slot).config.clone()
+        } else {
+            config.clone()
+        }
+    }
+
+    pub(super) fn active_plugin(&self, slot: Slot) -> Option<Arc<ActivePlugin>> {
+        self.slot(slot).active.load_full()
+    }
+
+    pub(super) fn shadows(&self) -> &[ArcSwapOption<Shadow>; 3] {
+        &self.inner.shadows
+    }
+
+    pub(super) fn personal_data(&self) -> PersonalData {
+        self.inner.recorder.personal_data()
+    }
+
+    pub(super) fn engine_and_limits(&self) -> (&Engine, &Limits) {
+        (&self.inner.engine, &self.inner.limits)
+    }
+
+    /// A permit of the instance pool if one is free now.
+    pub(super) fn try_pool_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.permits.try_acquire().ok()
+    }
 }
 
-fn candidate(
+pub(super) fn candidate(
     prepared: Prepared,
     source: PluginSource,
     config: Config,

@@ -42,6 +42,10 @@ pub struct RuntimeSettings {
     /// Let the plugins-directory watcher follow a symbolic link named `<slot>.wasm` or
     /// `<slot>.toml` (to a regular file only). Off: such links are refused.
     pub watch_follow_symlinks: bool,
+    /// Recent real inputs kept per slot for dry runs and replays (see `recorder`).
+    pub recording: RecordingSettings,
+    /// How a shadow candidate runs beside the active version (see `shadow`).
+    pub shadow: ShadowSettings,
     /// Policy and config of the tax slot.
     pub tax: SlotSettings,
     /// Policy and config of the validation slot.
@@ -62,6 +66,8 @@ impl Default for RuntimeSettings {
             max_concurrent_calls: 64,
             smoke_test: true,
             watch_follow_symlinks: false,
+            recording: RecordingSettings::default(),
+            shadow: ShadowSettings::default(),
             tax: SlotSettings::default(),
             validation: SlotSettings::default(),
             email: SlotSettings::default(),
@@ -129,4 +135,61 @@ pub struct SlotSettings {
     /// Running-time budget of this slot's calls in milliseconds, when it differs from the
     /// runtime-wide `deadline_ms`.
     pub deadline_ms: Option<u64>,
+}
+
+/// What the per-slot ring of recent real inputs keeps. Only admins can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// Most calls kept per slot (the oldest are dropped first). `0` turns recording off.
+    pub inputs_per_slot: usize,
+    /// Most bytes (JSON size of input plus output) kept per slot.
+    pub max_bytes_per_slot: usize,
+    /// What happens to the customer's e-mail, name and address before an input is kept.
+    pub personal_data: PersonalData,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        Self {
+            inputs_per_slot: 100,
+            max_bytes_per_slot: 1 << 20,
+            personal_data: PersonalData::Redact,
+        }
+    }
+}
+
+/// The treatment of personal data (customer e-mail, name, shipping address) in recorded calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PersonalData {
+    /// Replaced by placeholders (`redacted@example.invalid`, `Redacted`); the postal code is
+    /// removed; country and region, which rules key on, are kept. The same values are replaced
+    /// in recorded e-mail output.
+    #[default]
+    Redact,
+    /// Left out: e-mail and name empty, no shipping address.
+    Drop,
+    /// Kept as the call saw them.
+    Keep,
+}
+
+/// Limits of shadow runs: a shadow never slows or queues live calls, it drops work instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowSettings {
+    /// Most shadow calls running at once per slot; a live call that finds them all busy is not
+    /// shadowed (and counted as dropped).
+    pub max_in_flight: usize,
+    /// Divergences and failures kept as examples (the most recent).
+    pub examples: usize,
+}
+
+impl Default for ShadowSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 2,
+            examples: 5,
+        }
+    }
 }

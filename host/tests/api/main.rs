@@ -15,5 +15,7 @@ mod legacy_passwords;
 mod order_limits;
 mod orders;
 mod overload;
+mod plugin_replay;
+mod plugin_trials;
 mod products;
 mod sessions;
