@@ -514,8 +514,10 @@ impl PluginRuntime {
         self.inner.recorder.personal_data()
     }
 
-    pub(super) fn engine_and_limits(&self) -> (&Engine, &Limits) {
-        (&self.inner.engine, &self.inner.limits)
+    /// The engine and `slot`'s limits (memory cap, deadline), for running a candidate as
+    /// that slot would.
+    pub(super) fn engine_and_limits(&self, slot: Slot) -> (&Engine, &Limits) {
+        (&self.inner.engine, &self.inner.limits[slot.index()])
     }
 
     /// A permit of the instance pool if one is free now.

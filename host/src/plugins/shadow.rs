@@ -258,7 +258,7 @@ impl PluginRuntime {
             shadow.drop_one(slot);
             return;
         };
-        let (engine, limits) = self.engine_and_limits();
+        let (engine, limits) = self.engine_and_limits(slot);
         let (result, _) = invoke(engine, limits, slot, &shadow.plugin, &input).await;
         match result {
             Ok(out) if out == answer => {
