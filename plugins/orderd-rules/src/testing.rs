@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::fixture::{EmailExpectation, EmailInput, EmailKind, Expected, Fixture};
+use crate::fixture::{
+    EmailExpectation, EmailInput, EmailKind, Expected, ExpectedViolation, Fixture,
+};
 use crate::{
     EmailRenderer, OrderDraft, PluginError, TaxBreakdown, TaxRule, ValidationRule, Violation,
 };
@@ -74,7 +76,7 @@ pub fn outcome_mismatches<E: std::fmt::Debug, A: Serialize>(
 
 /// The differences between two values as JSON, one line per path:
 /// `lines[1].tax.amount: expected 1800, got 1200`.
-pub fn exact_mismatches<T: Serialize>(expected: &T, actual: &T) -> Vec<String> {
+pub fn exact_mismatches<T: Serialize + ?Sized>(expected: &T, actual: &T) -> Vec<String> {
     let (Ok(e), Ok(a)) = (serde_json::to_value(expected), serde_json::to_value(actual)) else {
         return vec!["a value cannot be shown as JSON".to_owned()];
     };
@@ -136,6 +138,15 @@ fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>
     }
 }
 
+/// How the violations a rule returned differ from the ones a fixture expects (code and line
+/// always, the message when the fixture states it).
+pub fn violation_mismatches(expected: &[ExpectedViolation], actual: &[Violation]) -> Vec<String> {
+    exact_mismatches(
+        expected,
+        ExpectedViolation::project(actual, expected).as_slice(),
+    )
+}
+
 /// Runs every fixture in `dir` and panics listing each failing fixture and its differences.
 fn assert_all(dir: &Path, run: impl Fn(&Path) -> Result<Vec<String>, String>) {
     let files = fixture_files(dir).unwrap_or_else(|e| panic!("{e}"));
@@ -174,10 +185,10 @@ pub fn assert_tax_fixtures<R: TaxRule>(dir: impl AsRef<Path>) {
 /// of every mismatch.
 pub fn assert_validation_fixtures<R: ValidationRule>(dir: impl AsRef<Path>) {
     assert_all(dir.as_ref(), |file| {
-        let f: DraftFixture<Vec<Violation>> = read_fixture(file)?;
+        let f: DraftFixture<Vec<ExpectedViolation>> = read_fixture(file)?;
         let actual = R::validate(&f.input, &f.config);
         Ok(outcome_mismatches(&f.expected, actual.as_ref(), |e, a| {
-            exact_mismatches(e, a)
+            violation_mismatches(e, a)
         }))
     });
 }

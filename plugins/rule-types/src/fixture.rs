@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, PluginError, RenderedEmail, StoredOrder};
+use crate::{Config, PluginError, RenderedEmail, StoredOrder, Violation};
 
 /// One rule call and its expected outcome, generic over the rule's input `I` and the
 /// expectation `O` (the exact output, or a set of checks on it for large outputs like e-mail).
@@ -59,6 +59,40 @@ impl ExpectedError {
     /// Whether `actual` is the error this fixture expects.
     pub fn matches(&self, actual: &PluginError) -> bool {
         actual.code == self.code && actual.message.contains(&self.message_contains)
+    }
+}
+
+/// A violation as a validation fixture states it: the stable code and line always, the
+/// message (which is for people) only when the fixture gives one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedViolation {
+    /// The exact code.
+    pub code: String,
+    /// The line at fault, or none for an order-level violation.
+    #[serde(default)]
+    pub item_index: Option<u32>,
+    /// The exact message, when the fixture checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ExpectedViolation {
+    /// `actual` in the shape of `expected` (`expected` decides whether the message counts),
+    /// so the two compare field by field.
+    pub fn project(actual: &[Violation], expected: &[ExpectedViolation]) -> Vec<ExpectedViolation> {
+        actual
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ExpectedViolation {
+                code: v.code.clone(),
+                item_index: v.item_index,
+                message: expected
+                    .get(i)
+                    .and_then(|e| e.message.as_ref())
+                    .map(|_| v.message.clone()),
+            })
+            .collect()
     }
 }
 
