@@ -267,7 +267,7 @@ fn plugin_fixtures(plugin: &str) -> PathBuf {
 
 #[test]
 fn test_passes_each_default_plugin_on_its_own_fixtures() {
-    for (component, slot, plugin, count) in [
+    for (name, slot, plugin, count) in [
         ("gst_tax", "tax", "gst-tax", 8),
         ("order_limits", "validation", "order-limits", 7),
         ("order_email", "email", "order-email", 4),
@@ -276,17 +276,17 @@ fn test_passes_each_default_plugin_on_its_own_fixtures() {
         let out = orderd(&[
             "plugin",
             "test",
-            &component(component),
+            &component(name),
             "--slot",
             slot,
             "--fixtures",
             &dir.display().to_string(),
         ]);
         let text = stdout(&out);
-        assert!(out.status.success(), "{component}: {text}{}", stderr(&out));
+        assert!(out.status.success(), "{name}: {text}{}", stderr(&out));
         assert!(
             text.contains(&format!("{count} passed, 0 failed")),
-            "{component}: {text}"
+            "{name}: {text}"
         );
     }
 }

@@ -51,7 +51,7 @@ pub fn example_input(slot: Slot) -> anyhow::Result<String> {
 
 /// `fixtures/*.json` for `slot`, as (file name, JSON).
 pub fn fixtures(slot: Slot) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let out: Vec<(&'static str, String)> = match slot {
+    let out: Vec<(&'static str, serde_json::Result<String>)> = match slot {
         Slot::Tax => vec![
             (
                 "default-rate.json",
