@@ -43,7 +43,10 @@ pub async fn deploy(file: &Path, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let base = args.url.trim_end_matches('/').to_owned();
     let slot = args.slot;
     let (email, password) = credentials()?;
+    // No connection reuse: a server that answers the dry run with 404 without reading the
+    // body closes that connection, and the upload must not be sent down it.
     let http = Client::builder()
+        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(120))
         .build()
         .context("Failed to build the HTTP client")?;
