@@ -287,3 +287,50 @@ async fn an_author_goes_from_nothing_to_a_rule_taxing_live_orders_in_five_comman
     let _ = std::io::stderr().write_all(lines.as_bytes());
     assert!(counted <= 5, "{lines}");
 }
+
+#[test]
+fn new_validation_and_email_crates_build_and_pass_their_own_fixtures() {
+    let orderd = env!("CARGO_BIN_EXE_orderd");
+    let work = tempfile::tempdir().unwrap();
+    let shared_target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-author-target");
+    std::fs::create_dir_all(&shared_target).unwrap();
+    for (name, slot, runner_count) in [("my-limits", "validation", 3), ("my-mail", "email", 2)] {
+        let mut steps = Vec::new();
+        step(
+            &mut steps,
+            true,
+            work.path(),
+            orderd,
+            &["plugin", "new", name, "--slot", slot],
+            &[],
+        );
+        let krate = work.path().join(name);
+        std::os::unix::fs::symlink(&shared_target, krate.join("target")).unwrap();
+        step(&mut steps, true, &krate, "cargo", &["test"], &[]);
+        step(
+            &mut steps,
+            true,
+            &krate,
+            "cargo",
+            &["build", "--release", "--target", "wasm32-wasip2"],
+            &[],
+        );
+        let wasm = format!(
+            "target/wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        );
+        let out = step(
+            &mut steps,
+            true,
+            &krate,
+            orderd,
+            &["plugin", "test", &wasm, "--slot", slot],
+            &[],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains(&format!("{runner_count} passed, 0 failed")),
+            "{slot}: {text}"
+        );
+    }
+}
