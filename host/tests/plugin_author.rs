@@ -281,6 +281,30 @@ async fn an_author_goes_from_nothing_to_a_rule_taxing_live_orders_in_five_comman
     assert_eq!(order["subtotal"], 2500, "{order}");
     assert_eq!(order["taxTotal"], 250, "{order}");
     assert_eq!(order["taxLines"][0]["rateName"], "flat", "{order}");
+
+    // A component for another slot is refused by the server, and deploy says why.
+    let email_component = Path::new(orderd::plugins::PLUGIN_DIR).join("order_email.wasm");
+    let refused = Command::new(orderd)
+        .args([
+            "plugin",
+            "deploy",
+            &email_component.display().to_string(),
+            "--slot",
+            "tax",
+            "--url",
+            &base,
+        ])
+        .env("ORDERD_ADMIN_EMAIL", "admin@example.com")
+        .env("ORDERD_ADMIN_PASSWORD", "demo-admin-password")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("422") && err.contains("nothing was changed"),
+        "{err}"
+    );
+
     binary::sigterm(&server.child);
     binary::wait_exit(&mut server.child, Duration::from_secs(30)).await;
 
