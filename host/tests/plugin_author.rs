@@ -202,6 +202,18 @@ async fn an_author_goes_from_nothing_to_a_rule_taxing_live_orders_in_five_comman
         );
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(text.contains("3 passed, 0 failed"), "{text}");
+        // The wasip1 adapter imports more of WASI than a wasip2 build (files among them);
+        // the host links them all and grants nothing through them.
+        let out = step(
+            &mut steps,
+            false,
+            &krate,
+            orderd,
+            &["plugin", "check", wasip1, "--slot", "tax"],
+            &[],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("wasi:filesystem/"), "{text}");
     }
 
     // 4. The component on the fixtures, under the production limits.
