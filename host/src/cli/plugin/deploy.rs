@@ -229,3 +229,25 @@ fn summarize_dry_run(body: &Value) -> String {
     let text = body.to_string();
     text.chars().take(300).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_with_results_is_summarized_by_how_many_differ() {
+        let body = json!({"results": [{"differs": true}, {"differs": false}, {"differs": true}]});
+        assert_eq!(
+            summarize_dry_run(&body),
+            "3 inputs run, 2 answered differently from the active version"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_answer_of_another_shape_is_shown_shortened() {
+        let body = json!({"note": "x".repeat(400)});
+        let line = summarize_dry_run(&body);
+        assert!(line.starts_with("{\"note\":\"xxx"), "{line}");
+        assert_eq!(line.chars().count(), 300);
+    }
+}
