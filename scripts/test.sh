@@ -12,6 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The plugin author's journey test (host/tests/plugin_author.rs) builds a generated plugin crate
+# with cargo-component too. Installed once, at a pinned version; it compiles from source.
+CARGO_COMPONENT_VERSION=0.21.1
+if ! cargo component --version 2>/dev/null | grep -q "cargo-component-component $CARGO_COMPONENT_VERSION\|cargo-component $CARGO_COMPONENT_VERSION"; then
+    echo "==> installing cargo-component $CARGO_COMPONENT_VERSION (one time; it compiles from source and takes several minutes)"
+    cargo install --locked "cargo-component@$CARGO_COMPONENT_VERSION"
+fi
+
 echo "==> plugin logic (native unit tests)"
 (cd plugins && cargo test --workspace --quiet)
 

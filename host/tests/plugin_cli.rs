@@ -182,11 +182,40 @@ fn new_writes_a_ready_to_build_crate_for_the_slot() {
         manifest.contains("name = \"my-tax\"") && manifest.contains("cdylib"),
         "{manifest}"
     );
+    assert!(
+        manifest.contains("[package.metadata.component.target]")
+            && manifest.contains("world = \"tax-rules\"")
+            && manifest.contains("path = \"sdk/orderd-rules\""),
+        "{manifest}"
+    );
+    let config = read(".cargo/config.toml");
+    assert!(
+        !config.contains("[build]"),
+        "cargo test must run natively: {config}"
+    );
     let lib = read("src/lib.rs");
     assert!(
-        lib.contains("world: \"tax-rules\"") && lib.contains("export!(Plugin)"),
+        lib.contains("impl TaxRule for Plugin") && lib.contains("export_tax_rule!(Plugin)"),
         "{lib}"
     );
+    for (copy, original) in [
+        (
+            "sdk/orderd-rules/src/lib.rs",
+            "../plugins/orderd-rules/src/lib.rs",
+        ),
+        (
+            "sdk/orderd-rules/src/wit.rs",
+            "../plugins/orderd-rules/src/wit.rs",
+        ),
+        (
+            "sdk/rule-types/src/lib.rs",
+            "../plugins/rule-types/src/lib.rs",
+        ),
+    ] {
+        let original =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(original)).unwrap();
+        assert_eq!(read(copy), original, "{copy} is a copy of the SDK");
+    }
     let wit: PathBuf = target.join("wit");
     for file in [
         "types.wit",
@@ -206,8 +235,14 @@ fn new_writes_a_ready_to_build_crate_for_the_slot() {
             "{file} is a copy of the contract"
         );
     }
-    serde_json::from_str::<rule_types::OrderDraft>(&read("fixtures/input.json"))
+    serde_json::from_str::<rule_types::OrderDraft>(&read("input.json"))
         .expect("the example input is a draft");
+    for fixture in ["default-rate.json", "configured-rate.json", "bad-rate.json"] {
+        serde_json::from_str::<
+            rule_types::fixture::Fixture<rule_types::OrderDraft, serde_json::Value>,
+        >(&read(&format!("fixtures/{fixture}")))
+        .unwrap_or_else(|e| panic!("{fixture} is not a fixture: {e}"));
+    }
 
     // The directory exists now: a second run refuses to overwrite it.
     let again = orderd(&[
@@ -220,4 +255,162 @@ fn new_writes_a_ready_to_build_crate_for_the_slot() {
         &target.display().to_string(),
     ]);
     assert_fails_with(&again, "already exists");
+}
+
+/// The fixtures of a default plugin, from its source tree.
+fn plugin_fixtures(plugin: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(plugin)
+        .join("fixtures")
+}
+
+#[test]
+fn test_passes_each_default_plugin_on_its_own_fixtures() {
+    for (name, slot, plugin, count) in [
+        ("gst_tax", "tax", "gst-tax", 8),
+        ("order_limits", "validation", "order-limits", 7),
+        ("order_email", "email", "order-email", 4),
+    ] {
+        let dir = plugin_fixtures(plugin);
+        let out = orderd(&[
+            "plugin",
+            "test",
+            &component(name),
+            "--slot",
+            slot,
+            "--fixtures",
+            &dir.display().to_string(),
+        ]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{name}: {text}{}", stderr(&out));
+        assert!(
+            text.contains(&format!("{count} passed, 0 failed")),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[test]
+fn test_fails_with_a_readable_diff_when_an_expectation_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let original =
+        std::fs::read_to_string(plugin_fixtures("gst-tax").join("default-rate.json")).unwrap();
+    let mut fixture: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let tax = fixture["expected"]["ok"]["lines"][0]["tax"]["amount"]
+        .as_i64()
+        .unwrap();
+    fixture["expected"]["ok"]["lines"][0]["tax"]["amount"] = (tax + 1).into();
+    write_temp(
+        dir.path(),
+        "wrong.json",
+        serde_json::to_string(&fixture).unwrap().as_bytes(),
+    );
+    write_temp(dir.path(), "right.json", original.as_bytes());
+    let out = orderd(&[
+        "plugin",
+        "test",
+        &component("gst_tax"),
+        "--slot",
+        "tax",
+        "--fixtures",
+        &dir.path().display().to_string(),
+    ]);
+    assert!(!out.status.success(), "a wrong expectation must fail");
+    let text = stdout(&out);
+    assert!(text.contains("PASS right.json"), "{text}");
+    assert!(text.contains("FAIL wrong.json"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "lines[0].tax.amount: expected {}, got {tax}",
+            tax + 1
+        )),
+        "{text}"
+    );
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn test_reports_a_fixture_that_does_not_parse_and_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let args = |d: &str| {
+        orderd(&[
+            "plugin",
+            "test",
+            &component("gst_tax"),
+            "--slot",
+            "tax",
+            "--fixtures",
+            d,
+        ])
+    };
+    assert_fails_with(&args(&dir_arg), "no fixtures");
+    write_temp(dir.path(), "broken.json", b"{\"description\": 1}");
+    let out = args(&dir_arg);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL broken.json") && text.contains("is not a fixture"),
+        "{text}"
+    );
+}
+
+#[test]
+fn test_expects_a_plugin_error_where_the_fixture_says_so() {
+    let dir = plugin_fixtures("gst-tax");
+    let out = orderd(&[
+        "plugin",
+        "test",
+        &component("gst_tax"),
+        "--slot",
+        "tax",
+        "--fixtures",
+        &dir.display().to_string(),
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("PASS bad-config-unknown-key.json")
+            && text.contains("PASS amount-overflow.json"),
+        "{text}"
+    );
+}
+
+#[test]
+fn deploy_without_credentials_or_a_terminal_names_the_variables() {
+    let out = Command::new(env!("CARGO_BIN_EXE_orderd"))
+        .args([
+            "plugin",
+            "deploy",
+            &component("gst_tax"),
+            "--slot",
+            "tax",
+            "--url",
+            "http://127.0.0.1:9",
+        ])
+        .env_remove("ORDERD_ADMIN_EMAIL")
+        .env_remove("ORDERD_ADMIN_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_fails_with(&out, "set ORDERD_ADMIN_EMAIL and ORDERD_ADMIN_PASSWORD");
+}
+
+#[test]
+fn deploy_to_an_unreachable_server_fails_in_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_orderd"))
+        .args([
+            "plugin",
+            "deploy",
+            &component("gst_tax"),
+            "--slot",
+            "tax",
+            "--url",
+            "http://127.0.0.1:9",
+        ])
+        .env("ORDERD_ADMIN_EMAIL", "admin@example.com")
+        .env("ORDERD_ADMIN_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_fails_with(&out, "did not answer");
 }

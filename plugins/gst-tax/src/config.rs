@@ -1,7 +1,7 @@
 //! The operator settings of the tax slot: the default rate, per-category rates and the rate
 //! name, parsed once per call from the slot config and rejected whole when any key is bad.
 
-use rule_types::PluginError;
+use orderd_rules::PluginError;
 
 /// Rate applied to a line whose category has no rate of its own: 18% GST.
 pub const DEFAULT_RATE_BPS: u32 = 1800;

@@ -25,14 +25,28 @@
 //! `bad-config`; `currency-mismatch` (a line not priced in the order's currency);
 //! `negative-amount`; `amount-overflow` (an amount beyond 64-bit minor units).
 //!
-//! The logic ([`calculate`]) is plain Rust; the `bindings` module wraps it as a
-//! `shop:rules/tax` component when built for `wasm32-wasip2`.
+//! The logic ([`calculate`]) is plain Rust; [`GstTax`] implements the SDK's `TaxRule` with it
+//! and `orderd_rules::export_tax_rule!` makes it a `shop:rules/tax` component when built for
+//! `wasm32-wasip2`.
 
 mod config;
 mod logic;
 
-#[cfg(target_arch = "wasm32")]
-mod bindings;
-
 pub use config::{DEFAULT_RATE_BPS, DEFAULT_RATE_NAME, MAX_RATE_BPS, Rate, TaxConfig};
 pub use logic::{calculate, line_taxable, tax_half_up};
+
+use orderd_rules::{OrderDraft, PluginError, TaxBreakdown, TaxRule};
+
+/// The rule as the SDK exports it.
+pub struct GstTax;
+
+impl TaxRule for GstTax {
+    fn calculate(
+        draft: &OrderDraft,
+        config: &[(String, String)],
+    ) -> Result<TaxBreakdown, PluginError> {
+        calculate(draft, config)
+    }
+}
+
+orderd_rules::export_tax_rule!(GstTax);

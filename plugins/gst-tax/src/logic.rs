@@ -1,8 +1,8 @@
 //! The tax computation itself: one tax line per order line, per-rate totals and the order
-//! total, in integer minor units with half-up rounding. Pure Rust on `rule_types`, so the
+//! total, in integer minor units with half-up rounding. Pure Rust on `orderd_rules`, so the
 //! host can run it natively and the tests need no WebAssembly runtime.
 
-use rule_types::{Money, OrderDraft, PluginError, RateTotal, TaxBreakdown, TaxLine};
+use orderd_rules::{Money, OrderDraft, PluginError, RateTotal, TaxBreakdown, TaxLine};
 
 use crate::config::TaxConfig;
 
@@ -114,7 +114,7 @@ fn clip(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rule_types::{Customer, LineItem};
+    use orderd_rules::{Customer, LineItem};
 
     fn item(category: &str, unit_price: i64, quantity: u32) -> LineItem {
         LineItem {

@@ -1,8 +1,8 @@
 //! Runs `gst_tax::calculate` on every JSON fixture in `fixtures/` and compares the whole
 //! breakdown (or the error) with the one the fixture expects.
 
-use rule_types::fixture::{Expected, Fixture};
-use rule_types::{OrderDraft, TaxBreakdown};
+use orderd_rules::fixture::{Expected, Fixture};
+use orderd_rules::{OrderDraft, TaxBreakdown};
 
 type TaxFixture = Fixture<OrderDraft, TaxBreakdown>;
 
@@ -67,4 +67,12 @@ fn every_fixture_file_has_a_test() {
         .collect();
     missing.sort();
     assert!(missing.is_empty(), "fixtures without a test: {missing:?}");
+}
+
+#[test]
+fn the_sdk_fixture_runner_passes_every_fixture() {
+    orderd_rules::testing::assert_tax_fixtures::<gst_tax::GstTax>(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures"
+    ));
 }

@@ -1,7 +1,7 @@
 //! The operator settings of the e-mail slot: the shop name shown in every message and an
 //! optional support address, parsed once per call and rejected whole when a key is bad.
 
-use rule_types::PluginError;
+use orderd_rules::PluginError;
 
 /// Shop name used when the config sets none.
 pub const DEFAULT_SHOP_NAME: &str = "orderd";

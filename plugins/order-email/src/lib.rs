@@ -24,16 +24,14 @@
 //! currency's exponent (0 for JPY, KRW, VND, CLP…; 3 for BHD, KWD, OMR, JOD, TND…; 2
 //! otherwise), thousands grouped with commas. See [`format_money`].
 //!
-//! The logic is plain Rust; the `bindings` module wraps it as a `shop:rules/email` component
-//! when built for `wasm32-wasip2`.
+//! The logic is plain Rust; [`OrderEmail`] implements the SDK's `EmailRenderer` with it and
+//! `orderd_rules::export_email_renderer!` makes it a `shop:rules/email` component when built
+//! for `wasm32-wasip2`.
 
 mod config;
 mod escape;
 mod money;
 mod render;
-
-#[cfg(target_arch = "wasm32")]
-mod bindings;
 
 pub use config::{DEFAULT_SHOP_NAME, EmailConfig};
 pub use escape::{escape_html, one_line};
@@ -41,3 +39,26 @@ pub use money::{currency_exponent, format_money};
 pub use render::{
     MAX_HTML_BYTES, MAX_SUBJECT_BYTES, MAX_TEXT_BYTES, render_cancellation, render_confirmation,
 };
+
+use orderd_rules::{EmailRenderer, PluginError, RenderedEmail, StoredOrder};
+
+/// The renderer as the SDK exports it.
+pub struct OrderEmail;
+
+impl EmailRenderer for OrderEmail {
+    fn render_confirmation(
+        order: &StoredOrder,
+        config: &[(String, String)],
+    ) -> Result<RenderedEmail, PluginError> {
+        render_confirmation(order, config)
+    }
+
+    fn render_cancellation(
+        order: &StoredOrder,
+        config: &[(String, String)],
+    ) -> Result<RenderedEmail, PluginError> {
+        render_cancellation(order, config)
+    }
+}
+
+orderd_rules::export_email_renderer!(OrderEmail);

@@ -1,7 +1,7 @@
 //! Amounts for people: minor units shown with the currency's ISO 4217 exponent, grouped by
 //! thousands, as `INR 1,234.50` (ASCII only: the code, a space, the number).
 
-use rule_types::Money;
+use orderd_rules::Money;
 
 /// Currencies without minor units (ISO 4217 exponent 0).
 const EXPONENT_0: &[&str] = &[

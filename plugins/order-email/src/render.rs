@@ -1,10 +1,10 @@
 //! The two messages: the facts of an order gathered once as plain text, then laid out as an
 //! HTML document (every inserted string escaped) and as plain text (every inserted string
-//! kept on one line). Pure Rust on `rule_types`.
+//! kept on one line). Pure Rust on `orderd_rules`.
 
 use std::fmt::Write as _;
 
-use rule_types::{Address, PluginError, RenderedEmail, StoredOrder};
+use orderd_rules::{Address, PluginError, RenderedEmail, StoredOrder};
 
 use crate::config::EmailConfig;
 use crate::escape::{escape_html, one_line};

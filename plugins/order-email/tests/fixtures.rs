@@ -2,8 +2,8 @@
 //! text parts by what they must and must not contain (whole documents would make every
 //! wording change a fixture change).
 
-use rule_types::fixture::{Expected, Fixture};
-use rule_types::{RenderedEmail, StoredOrder};
+use orderd_rules::fixture::{Expected, Fixture};
+use orderd_rules::{RenderedEmail, StoredOrder};
 use serde::Deserialize;
 
 /// Which message a fixture renders, from which order.
@@ -124,4 +124,12 @@ fn every_fixture_file_has_a_test() {
         .collect();
     missing.sort();
     assert!(missing.is_empty(), "fixtures without a test: {missing:?}");
+}
+
+#[test]
+fn the_sdk_fixture_runner_passes_every_fixture() {
+    orderd_rules::testing::assert_email_fixtures::<order_email::OrderEmail>(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures"
+    ));
 }

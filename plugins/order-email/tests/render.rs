@@ -2,7 +2,7 @@
 //! must state, and the size limits.
 
 use order_email::{MAX_HTML_BYTES, MAX_SUBJECT_BYTES, render_cancellation, render_confirmation};
-use rule_types::{Address, Customer, Money, OrderLine, StoredOrder};
+use orderd_rules::{Address, Customer, Money, OrderLine, StoredOrder};
 
 fn line(n: u32, name: &str, sku: &str, unit_price: i64, quantity: u32) -> OrderLine {
     let subtotal = unit_price * i64::from(quantity);

@@ -2,7 +2,7 @@
 //! products and the order total cap, parsed once per call and rejected whole when any key
 //! is bad.
 
-use rule_types::PluginError;
+use orderd_rules::PluginError;
 
 /// The limits one call enforces, parsed from the slot config.
 #[derive(Debug, Clone, PartialEq, Eq)]

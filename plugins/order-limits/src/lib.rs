@@ -19,17 +19,31 @@
 //! in order; at most [`MAX_VIOLATIONS`]. The codes (see [`codes`]) are stable: API clients
 //! branch on them.
 //!
-//! The logic ([`validate`]) is plain Rust; the `bindings` module wraps it as a
+//! The logic ([`validate`]) is plain Rust; [`OrderLimits`] implements the SDK's
+//! `ValidationRule` with it and `orderd_rules::export_validation_rule!` makes it a
 //! `shop:rules/validation` component when built for `wasm32-wasip2`.
 
 mod config;
 mod logic;
 
-#[cfg(target_arch = "wasm32")]
-mod bindings;
-
 pub use config::LimitsConfig;
 pub use logic::{MAX_VIOLATIONS, validate};
+
+use orderd_rules::{OrderDraft, PluginError, ValidationRule, Violation};
+
+/// The rule as the SDK exports it.
+pub struct OrderLimits;
+
+impl ValidationRule for OrderLimits {
+    fn validate(
+        draft: &OrderDraft,
+        config: &[(String, String)],
+    ) -> Result<Vec<Violation>, PluginError> {
+        validate(draft, config)
+    }
+}
+
+orderd_rules::export_validation_rule!(OrderLimits);
 
 /// The stable violation codes of this rule.
 pub mod codes {

@@ -1,9 +1,9 @@
 //! The order checks themselves: every limit is checked and every breach reported, the
-//! order-level ones first, then line by line. Pure Rust on `rule_types`.
+//! order-level ones first, then line by line. Pure Rust on `orderd_rules`.
 
 use std::collections::HashMap;
 
-use rule_types::{OrderDraft, PluginError, Violation};
+use orderd_rules::{OrderDraft, PluginError, Violation};
 
 use crate::clip;
 use crate::codes;
@@ -130,7 +130,7 @@ fn violation(code: &str, message: String, item_index: Option<u32>) -> Violation 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rule_types::{Customer, LineItem, Money};
+    use orderd_rules::{Customer, LineItem, Money};
 
     fn item(product: u32, unit_price: i64, quantity: u32) -> LineItem {
         LineItem {

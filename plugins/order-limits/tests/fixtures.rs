@@ -2,8 +2,8 @@
 //! violations (code and line, in order) or the error with the ones the fixture expects.
 //! Messages are for humans and not compared.
 
-use rule_types::OrderDraft;
-use rule_types::fixture::{Expected, Fixture};
+use orderd_rules::OrderDraft;
+use orderd_rules::fixture::{Expected, Fixture};
 use serde::Deserialize;
 
 /// A violation as a fixture states it: the stable parts only.
@@ -84,4 +84,12 @@ fn every_fixture_file_has_a_test() {
         .collect();
     missing.sort();
     assert!(missing.is_empty(), "fixtures without a test: {missing:?}");
+}
+
+#[test]
+fn the_sdk_fixture_runner_passes_every_fixture() {
+    orderd_rules::testing::assert_validation_fixtures::<order_limits::OrderLimits>(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures"
+    ));
 }

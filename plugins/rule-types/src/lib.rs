@@ -1,7 +1,7 @@
 //! Plain Rust mirror of the `shop:rules@0.1.0` WIT types (`wit/types.wit`), field for field.
 //!
 //! Rule logic is written against these types so it runs natively (unit tests, the host's
-//! native rule provider, benchmarks) and inside a component (the plugin's `bindings` module
+//! native rule provider, benchmarks) and inside a component (the `orderd-rules` SDK
 //! converts the wit-bindgen types to and from these). JSON uses camelCase field names; it is
 //! the format of plugin fixtures and of `orderd plugin run --input`.
 

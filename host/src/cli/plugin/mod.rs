@@ -1,10 +1,14 @@
-//! `orderd plugin check|run|new`: tools for plugin authors and operators.
+//! `orderd plugin check|run|new|test|deploy`: tools for plugin authors and operators.
 //!
 //! * `check FILE --slot S` — is it a component, does it export the slot's world, how big is
 //!   it, how long does it take to compile, does it pass the smoke test.
 //! * `run FILE --slot S --input IN.json [--config k=v]…` — runs one call under the production
 //!   limits and prints the output JSON (stdout) and the wall time (stderr).
 //! * `new NAME --slot S` — writes a ready-to-build plugin crate from a template.
+//! * `test FILE --slot S [--fixtures DIR]` — runs the component on every fixture (input,
+//!   config, expected outcome) and shows a readable diff for each mismatch ([`fixtures`]).
+//! * `deploy FILE --slot S --url URL` — uploads it to a running orderd through the admin API
+//!   and reports the version and whether it is active ([`deploy`]).
 //!
 //! Every failure is one line on stderr and a non-zero exit code.
 
@@ -19,6 +23,9 @@ use rule_types::{Config, OrderDraft, StoredOrder};
 use crate::plugins::{
     FailurePolicy, PluginInput, PluginRuntime, PluginSource, RuntimeSettings, Slot, template,
 };
+
+mod deploy;
+mod fixtures;
 
 /// The slot a plugin is meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,6 +105,35 @@ pub enum PluginCommand {
     /// Run FILE and the active version on a server's recorded recent calls and fixtures (a dry
     /// run) and print where they differ.
     Replay(super::replay::ReplayArgs),
+    /// Check FILE, then run it on every fixture in DIR and compare each outcome.
+    Test {
+        /// The component (.wasm) to test.
+        file: PathBuf,
+        /// The slot it is meant for.
+        #[arg(long, value_enum)]
+        slot: SlotArg,
+        /// Directory of fixtures (*.json: description, config, input, expected).
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+    },
+    /// Upload FILE to a running orderd as the slot's new version and report whether it is
+    /// active. Credentials: ORDERD_ADMIN_EMAIL and ORDERD_ADMIN_PASSWORD, else a prompt.
+    Deploy {
+        /// The component (.wasm) to upload.
+        file: PathBuf,
+        /// The slot it is meant for.
+        #[arg(long, value_enum)]
+        slot: SlotArg,
+        /// Base URL of the orderd API (e.g. http://127.0.0.1:8000).
+        #[arg(long)]
+        url: String,
+        /// Config stored with the version, as key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_pair)]
+        config: Vec<(String, String)>,
+        /// Failure policy stored with the version: fail-closed or fallback.
+        #[arg(long)]
+        policy: Option<String>,
+    },
 }
 
 impl PluginCommand {
@@ -134,11 +170,31 @@ impl PluginCommand {
                 let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
                 template::write_crate(&name, slot.into(), &dir)?;
                 print_stdout(&format!(
-                    "created {dir} (plugin crate `{name}` for the {slot} slot)\nbuild it: cd {dir} && cargo build --release",
+                    "created {dir} (plugin crate `{name}` for the {slot} slot)\nbuild it: cd {dir} && cargo build --release --target wasm32-wasip2",
                     dir = dir.display(),
                     slot = Slot::from(slot),
                 ))?;
                 Ok(ExitCode::SUCCESS)
+            }
+            PluginCommand::Test {
+                file,
+                slot,
+                fixtures,
+            } => block_on(fixtures::test(&file, slot.into(), &fixtures)),
+            PluginCommand::Deploy {
+                file,
+                slot,
+                url,
+                config,
+                policy,
+            } => {
+                let args = deploy::DeployArgs {
+                    slot: slot.into(),
+                    url,
+                    config,
+                    policy,
+                };
+                block_on(deploy::deploy(&file, args))
             }
         }
     }
