@@ -86,7 +86,7 @@ async fn hostile_dry_run_and_shadow_requests_are_refused_with_problems_and_chang
         .await
         .unwrap();
     assert_problem(wrong_type, 415, "unsupported-media-type").await;
-    let too_big = vec![0u8; 11 << 20];
+    let too_big = vec![0u8; orderd::plugins::MAX_COMPONENT_BYTES + 1];
     assert_problem(
         dry_run(&app, &admin, "", too_big).await,
         413,
