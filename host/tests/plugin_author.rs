@@ -294,7 +294,8 @@ async fn an_author_goes_from_nothing_to_a_rule_taxing_live_orders_in_five_comman
     assert_eq!(order["taxTotal"], 250, "{order}");
     assert_eq!(order["taxLines"][0]["rateName"], "flat", "{order}");
 
-    // A component for another slot is refused by the server, and deploy says why.
+    // A component for another slot is refused by the server (by its dry run, before any
+    // upload), and deploy says why.
     let email_component = Path::new(orderd::plugins::PLUGIN_DIR).join("order_email.wasm");
     let refused = Command::new(orderd)
         .args([
@@ -313,7 +314,9 @@ async fn an_author_goes_from_nothing_to_a_rule_taxing_live_orders_in_five_comman
     let err = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert!(!refused.status.success(), "{err}");
     assert!(
-        err.contains("422") && err.contains("nothing was changed"),
+        err.contains("dry run refused the candidate (422)")
+            && err.contains("nothing was changed")
+            && err.contains("nothing was uploaded"),
         "{err}"
     );
 

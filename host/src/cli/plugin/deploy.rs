@@ -87,9 +87,12 @@ pub async fn deploy(file: &Path, args: DeployArgs) -> anyhow::Result<ExitCode> {
             let body: Value = dry_run.json().await.unwrap_or(Value::Null);
             print_stdout(&format!("dry run:   {}", summarize_dry_run(&body)))?;
         }
-        _ => {
+        status => {
             let detail = problem_detail(dry_run).await;
-            bail!("the dry run refused the candidate: {detail}; nothing was uploaded");
+            bail!(
+                "the dry run refused the candidate ({}): {detail}; nothing was uploaded",
+                status.as_u16()
+            );
         }
     }
 
