@@ -19,6 +19,11 @@ if ! cargo component --version 2>/dev/null | grep -q "cargo-component-component 
     echo "==> installing cargo-component $CARGO_COMPONENT_VERSION (one time; it compiles from source and takes several minutes)"
     cargo install --locked "cargo-component@$CARGO_COMPONENT_VERSION"
 fi
+# cargo-component builds for wasm32-wasip1 and adapts the module to a component.
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    echo "==> adding the wasm32-wasip1 target (cargo-component builds for it)"
+    rustup target add wasm32-wasip1
+fi
 
 echo "==> plugin logic (native unit tests)"
 (cd plugins && cargo test --workspace --quiet)
