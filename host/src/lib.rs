@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod mail;
 pub mod memory;
+pub mod migrate;
 pub mod node_env;
 pub mod plugins;
 pub mod private_files;

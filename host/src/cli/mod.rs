@@ -1,8 +1,9 @@
-//! The command line: `orderd serve`, `orderd plugin …`, `orderd admin …`. Each subcommand
+//! The command line: `orderd serve`, `orderd plugin …`, `orderd admin …`, `orderd migrate …`. Each subcommand
 //! family lives in its own file; this one only declares the shape and dispatches.
 
 pub mod admin;
 pub mod config;
+pub mod migrate;
 pub mod plugin;
 pub mod queue;
 pub mod replay;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Inspect the effective settings.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Copy data from the system orderd replaces.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 impl Cli {
@@ -45,6 +49,7 @@ impl Cli {
             Command::Admin(cmd) => cmd.run(),
             Command::Queue(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
+            Command::Migrate(cmd) => cmd.run(),
         }
     }
 }

@@ -109,6 +109,20 @@ impl OutboxEvent {
         }
     }
 
+    /// The `order.created` event of a new order: what the consumer needs to find it.
+    pub fn order_created(order: &super::Order, at: DateTime<Utc>) -> Self {
+        Self::new(
+            order.id,
+            EventType::OrderCreated,
+            serde_json::json!({
+                "userId": order.user_id,
+                "total": order.total,
+                "currency": order.currency,
+            }),
+            at,
+        )
+    }
+
     /// The queue deduplication id: the event id, with `-r<n>` after its `n`th re-publication.
     /// A FIFO queue drops a repeated deduplication id for five minutes, so a re-published
     /// event needs a new one; the consumer still recognises it by the event id in its body.

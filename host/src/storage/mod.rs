@@ -4,6 +4,7 @@
 //! backend.
 
 pub mod delivery;
+pub mod import;
 pub mod mongo;
 pub mod retention;
 pub mod sqlite;
@@ -18,6 +19,7 @@ use crate::domain::{
 };
 
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
+pub use import::ImportStore;
 pub use retention::{Pruned, Retention, RetentionStore};
 
 /// What went wrong in a storage call. HTTP maps `NotFound` → 404, `Conflict` → 409,
@@ -390,6 +392,7 @@ pub trait Store:
     + DeliveryStore
     + PluginStore
     + RetentionStore
+    + ImportStore
 {
     /// Cheap round trip proving the backend is reachable (readiness probe).
     async fn ping(&self) -> StoreResult<()>;

@@ -13,6 +13,7 @@
 mod codec;
 mod delivery;
 mod error;
+mod import;
 mod inbox;
 mod order_docs;
 mod orders;

@@ -5,6 +5,7 @@
 mod db;
 mod delivery;
 mod error;
+mod import;
 mod inbox;
 mod orders;
 mod outbox;

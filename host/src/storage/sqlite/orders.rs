@@ -78,7 +78,7 @@ pub(super) fn load_order(conn: &Connection, id: Id) -> StoreResult<Option<Order>
     Ok(query_orders(conn, SQL, [id.to_hex()])?.pop())
 }
 
-fn insert_order(tx: &Transaction<'_>, o: &Order) -> StoreResult<()> {
+pub(super) fn insert_order(tx: &Transaction<'_>, o: &Order) -> StoreResult<()> {
     tx.prepare_cached(concat!(
         "INSERT INTO orders (",
         columns!(),

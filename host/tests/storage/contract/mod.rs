@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod delivery_batches;
 pub mod durability;
 pub mod failed;
+pub mod import;
 pub mod inbox;
 pub mod orders;
 pub mod outbox;
@@ -100,6 +101,7 @@ macro_rules! contract_tests {
             failed::orders_in_one_status_come_newest_first_across_customers_page_by_page,
             failed::a_customers_orders_in_one_status_are_only_theirs,
             failed::retrying_a_failed_order_makes_it_pending_and_republishes_its_created_event,
+            import::an_imported_order_is_kept_as_given_and_importing_it_again_writes_nothing,
             failed::only_a_failed_order_can_be_retried,
             retention::a_prune_deletes_refresh_families_expired_longer_than_the_retention_with_their_tokens,
             retention::a_prune_deletes_published_events_past_the_retention_but_never_unpublished_ones_or_a_failed_orders,
