@@ -475,3 +475,75 @@ fn compare_total(doc: &Document, field: &str, computed: i64, notes: &mut Vec<Not
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::{doc, oid::ObjectId};
+
+    use super::*;
+
+    fn node_order(status: &str, extra: Document) -> Document {
+        let mut d = doc! {
+            "_id": ObjectId::new(),
+            "userId": ObjectId::new(),
+            "items": [{ "product": ObjectId::new(), "quantity": 3, "price": 12.5 }],
+            "status": status,
+        };
+        d.extend(extra);
+        d
+    }
+
+    #[test]
+    fn a_pending_order_is_published_and_its_lines_carry_18_percent_gst() {
+        let plan = order(&node_order("Pending", doc! {}), &HashMap::new()).unwrap();
+        assert!(plan.value.publish);
+        let o = &plan.value.order;
+        assert_eq!(o.status, OrderStatus::Pending);
+        assert_eq!((o.subtotal, o.tax_total, o.total), (3_750, 675, 4_425));
+        assert_eq!(o.tax_lines[0].rate_bps, GST_BPS);
+        // The line's product was not migrated: a placeholder and a note say so.
+        assert!(o.items[0].name.starts_with("Product "));
+        assert!(plan.notes.iter().any(|n| n.field == "items.0.productId"));
+    }
+
+    #[test]
+    fn processing_becomes_processed_only_when_the_email_was_recorded_as_sent() {
+        let sent = order(
+            &node_order("Processing", doc! { "emailSent": true }),
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(sent.value.order.status, OrderStatus::Processed);
+        assert!(!sent.value.publish);
+        let unsent = order(&node_order("Processing", doc! {}), &HashMap::new()).unwrap();
+        assert_eq!(unsent.value.order.status, OrderStatus::Pending);
+        assert!(unsent.value.publish);
+        assert!(unsent.notes.iter().any(|n| n.field == "status"));
+    }
+
+    #[test]
+    fn every_problem_of_an_order_is_reported_together() {
+        let d = doc! { "_id": ObjectId::new(), "items": [], "status": "Lost" };
+        let fields: Vec<String> = order(&d, &HashMap::new())
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(fields, ["user|userId", "items", "status"]);
+    }
+
+    #[test]
+    fn a_product_without_sku_or_category_gets_defaults_and_a_bad_hash_refuses_a_user() {
+        let id = ObjectId::new();
+        let p = product(&doc! { "_id": id, "name": "Tea", "price": 5, "stock": 1 }).unwrap();
+        assert_eq!(p.value.sku, format!("node-{}", id.to_hex()));
+        assert_eq!(p.value.category, DEFAULT_CATEGORY);
+        assert_eq!((p.value.price, p.value.currency.as_str()), (500, CURRENCY));
+        let refused = user(&doc! {
+            "_id": ObjectId::new(), "username": "ada", "email": "ada@example.com",
+            "password": "plaintext",
+        })
+        .unwrap_err();
+        assert_eq!(refused[0].field, "password");
+    }
+}
