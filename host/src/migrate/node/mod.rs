@@ -10,6 +10,7 @@
 
 pub mod fields;
 pub mod mapping;
+pub mod orders;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +21,8 @@ use futures::TryStreamExt;
 use mongodb::Database;
 use mongodb::bson::{Document, doc};
 
-use self::mapping::{LineProduct, Refused};
+use self::mapping::Refused;
+use self::orders::LineProduct;
 use self::report::{Collection, Report};
 use crate::domain::{Id, OutboxEvent};
 use crate::storage::{Store, StoreError};
@@ -212,7 +214,7 @@ async fn migrate_orders(
     let mut cursor = documents(source, ORDERS).await?;
     while let Some(raw) = cursor.try_next().await.context("Failed to read an order")? {
         let id = mapping::id_text(&raw);
-        let mapped = match mapping::order(&raw, products) {
+        let mapped = match orders::order(&raw, products) {
             Ok(m) => m,
             Err(problems) => {
                 report.refuse(Collection::Orders, id, problems);
