@@ -1,6 +1,7 @@
 //! The Node system's documents as orderd's domain values: users and products here, orders in
-//! `orders`, each mapped whole or refused with every problem it has. Pure: no I/O; the runner decides what
-//! exists already. docs/migrating.md lists the field mapping and every assumption made here.
+//! `orders`; each is mapped whole or refused with every problem it has. Pure: no I/O; the
+//! runner decides what exists already. docs/migrating.md lists the field mapping and every
+//! assumption made here.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use mongodb::bson::{Bson, Document};
