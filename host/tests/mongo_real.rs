@@ -17,7 +17,8 @@ use orderd::domain::{
 };
 use orderd::storage::mongo::{MongoOptions, MongoStore, Topology, WatchTarget};
 use orderd::storage::{
-    OrderStore, OutboxStore, PluginStore, ProductStore, StockTake, StoreError, StoreResult,
+    Conflict, OrderStore, OutboxStore, PluginStore, ProductStore, StockTake, StoreError,
+    StoreResult,
 };
 
 #[path = "support/skip.rs"]
@@ -280,7 +281,9 @@ async fn concurrent_cancels_of_one_order_restock_it_once() {
                 assert_eq!(o.status, OrderStatus::Cancelled);
                 cancelled += 1;
             }
-            Err(StoreError::Conflict(what)) => assert_eq!(what, "status:cancelled"),
+            Err(StoreError::Conflict(what)) => {
+                assert_eq!(what, Conflict::OrderStatus(OrderStatus::Cancelled))
+            }
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }

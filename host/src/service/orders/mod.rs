@@ -17,7 +17,7 @@ use chrono::{SubsecRound, Utc};
 
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, Role};
 use crate::plugins::Slot;
-use crate::storage::{Store, StoreError};
+use crate::storage::{Conflict, Store, StoreError};
 
 pub use place::{IdempotencyRequest, Placed, place_order, place_order_capped};
 pub use request::{AddressRequest, LineRequest, OrderRequest};
@@ -253,14 +253,8 @@ pub async fn retry_order(store: &dyn Store, id: Id) -> Result<Order, OrderError>
 fn transition_failed(what: &'static str) -> impl FnOnce(StoreError) -> OrderError {
     move |err| match err {
         StoreError::NotFound => OrderError::NotFound,
-        StoreError::Conflict(conflict) => {
-            match conflict
-                .strip_prefix("status:")
-                .and_then(OrderStatus::parse)
-            {
-                Some(current) => OrderError::InvalidTransition { current },
-                None => store_failed(what)(StoreError::Conflict(conflict)),
-            }
+        StoreError::Conflict(Conflict::OrderStatus(current)) => {
+            OrderError::InvalidTransition { current }
         }
         err => store_failed(what)(err),
     }

@@ -11,7 +11,7 @@ use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent};
 use crate::plugins::native::RuleProvider;
 use crate::plugins::{FailureKind, PluginCallError, Slot};
 use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
-use crate::storage::{IdempotencyRecord, StockTake, Store, StoreError};
+use crate::storage::{Conflict, IdempotencyRecord, StockTake, Store, StoreError};
 use crate::telemetry::ORDERS_PLACED_TOTAL;
 
 use super::pricing::{self, TaxApplyError};
@@ -183,12 +183,12 @@ pub async fn place_order_capped(
             Ok(Placed::Created(Box::new(order)))
         }
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
-        Err(StoreError::Conflict(what)) if what == "open-orders" => {
+        Err(StoreError::Conflict(Conflict::OpenOrders)) => {
             Err(OrderError::TooManyOpenOrders {
                 max: max_open.unwrap_or(0),
             })
         }
-        Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
+        Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken)) => {
             // A concurrent request with the same key committed first: answer as it did.
             let idem = idempotency
                 .as_ref()

@@ -28,7 +28,7 @@ use super::order_docs::{
 use super::outbox::event_doc;
 use super::{Collections, IDEMPOTENCY_RETENTION, MongoStore};
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus};
-use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreResult};
+use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreResult};
 
 /// What the order transaction writes.
 struct Placement<'a> {
@@ -62,7 +62,7 @@ async fn check_open_orders(
         .session(&mut *s)
         .await?;
     if open >= u64::from(max) {
-        return Err(Refusal::Conflict("open-orders".into()).into_error());
+        return Err(Refusal::Conflict(Conflict::OpenOrders).into_error());
     }
     if open + 1 == u64::from(max) {
         c.users
@@ -86,7 +86,7 @@ async fn take_key(
     created_at: DateTime<Utc>,
 ) -> mongodb::error::Result<()> {
     let id = record.get("_id").cloned().unwrap_or(Bson::Null);
-    let taken = || Refusal::Conflict("idempotency-key".into()).into_error();
+    let taken = || Refusal::Conflict(Conflict::IdempotencyKeyTaken).into_error();
     let expired_before = date(created_at - IDEMPOTENCY_RETENTION);
     let existing = c
         .idempotency_keys
@@ -185,10 +185,10 @@ async fn refusal_for(
     };
     Ok(match current {
         None => Refusal::NotFound,
-        Some(d) => Refusal::Conflict(format!(
-            "status:{}",
-            d.get_str("status").unwrap_or("unknown")
-        )),
+        Some(d) => match d.get_str("status").ok().and_then(OrderStatus::parse) {
+            Some(current) => Refusal::Conflict(Conflict::OrderStatus(current)),
+            None => Refusal::Corrupt(format!("Corrupt order status in {d}")),
+        },
     })
 }
 
