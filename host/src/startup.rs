@@ -30,7 +30,7 @@ use crate::delivery::{DeliveryHealth, DeliveryRoles};
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
-use crate::storage::mongo::{MongoOptions, MongoStore, WatchTarget};
+use crate::storage::mongo::{MongoStore, WatchTarget};
 use crate::storage::sqlite::SqliteStore;
 
 /// A part of the system a process can run.
@@ -111,8 +111,7 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
     let uri = settings.store.mongodb_uri.as_ref().context(
         "store.backend is mongodb but no connection string is set (ORDERD_STORE__MONGODB_URI)",
     )?;
-    let mut options = MongoOptions::from_env();
-    options.inbox_retention = std::time::Duration::from_secs(settings.store.inbox_retention_secs);
+    let options = settings.store.mongo_options();
     if settings.queue.backend == crate::delivery::queue::QueueBackend::Embedded {
         tracing::warn!(
             "the embedded queue is local to this instance's data directory; \

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod mongo;
 pub mod retention;
 pub mod sqlite;
+pub mod windows;
 
 use std::time::Duration;
 

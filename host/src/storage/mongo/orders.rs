@@ -26,7 +26,8 @@ use super::order_docs::{
     transition_set,
 };
 use super::outbox::event_doc;
-use super::{Collections, IDEMPOTENCY_RETENTION, MongoStore};
+use super::{Collections, MongoStore};
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus};
 use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreResult};
 
@@ -87,7 +88,7 @@ async fn take_key(
 ) -> mongodb::error::Result<()> {
     let id = record.get("_id").cloned().unwrap_or(Bson::Null);
     let taken = || Refusal::Conflict(Conflict::IdempotencyKeyTaken).into_error();
-    let expired_before = date(created_at - IDEMPOTENCY_RETENTION);
+    let expired_before = date(created_at - IDEMPOTENCY_WINDOW);
     let existing = c
         .idempotency_keys
         .find_one(doc! { "_id": id.clone() })

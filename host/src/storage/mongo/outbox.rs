@@ -29,10 +29,8 @@ use super::codec::{
 };
 use super::error::MongoContext;
 use crate::domain::{EventType, Id, OutboxEvent, OutboxStatus};
+use crate::storage::windows::MAX_ERROR_CHARS;
 use crate::storage::{Conflict, OutboxStore, StoreError, StoreResult};
-
-/// Longest `last_error` kept, in characters; relays may hand over whole error chains.
-const MAX_ERROR_CHARS: usize = 2000;
 
 /// Candidates read per page while looking for claimable events, as a multiple of the limit.
 const PAGE_FACTOR: i64 = 4;

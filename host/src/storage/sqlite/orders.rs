@@ -19,10 +19,7 @@ use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
 use crate::storage::{
     Conflict, IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult,
 };
-
-/// How long an idempotency key stays taken. An older record with the same key is replaced by
-/// a new order (MongoDB expires them with a TTL index of the same length).
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 
 macro_rules! columns {
     () => {
@@ -121,9 +118,9 @@ fn open_orders_of(tx: &Transaction<'_>, user: Id) -> StoreResult<u64> {
     .map(|n| u64::try_from(n).unwrap_or(0))
 }
 
-/// Takes the key unless a record younger than [`IDEMPOTENCY_RETENTION`] holds it.
+/// Takes the key unless a record younger than [`IDEMPOTENCY_WINDOW`] holds it.
 fn insert_idempotency(tx: &Transaction<'_>, r: &IdempotencyRecord) -> StoreResult<()> {
-    let expired_before = r.created_at - IDEMPOTENCY_RETENTION;
+    let expired_before = r.created_at - IDEMPOTENCY_WINDOW;
     let taken = tx
         .prepare_cached(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, status, response_body, created_at)

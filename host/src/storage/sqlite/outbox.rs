@@ -19,10 +19,8 @@ use super::error::{
     SqlContext, get, get_id, get_json, get_opt_time, get_time, get_u32, micros, parse_enum, to_json,
 };
 use crate::domain::{EventType, Id, OutboxEvent, OutboxStatus};
+use crate::storage::windows::MAX_ERROR_CHARS;
 use crate::storage::{Conflict, OutboxStore, StoreError, StoreResult};
-
-/// Longest `last_error` kept, in characters; relays may hand over whole error chains.
-const MAX_ERROR_CHARS: usize = 2000;
 
 macro_rules! columns {
     () => {
