@@ -344,7 +344,12 @@ impl Application {
         let app = if self.roles.contains(ProcessRole::Api) {
             http::router(self.state.clone())
         } else {
-            http::health::operational_router(self.state.clone())
+            // A consumer without the api role answers the processor's probe on its own
+            // health address (`consumer.health_addr`), with the queue's state.
+            http::operational_router(
+                self.state.clone(),
+                !self.roles.contains(ProcessRole::Consumer),
+            )
         };
         tracing::info!(port = self.port, roles = %self.roles, store = self.state.store.backend_name(), "orderd is serving");
         let server = axum::serve(

@@ -64,7 +64,22 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_plugins::router())
         .merge(admin_plugin_trials::router())
         .merge(admin_outbox::router())
-        .merge(health::router())
+        .merge(health::router(true))
+        .merge(openapi::router())
+        .route_layer(middleware::from_fn(metrics::track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    with_middleware(routes, timeout)
+}
+
+/// Only the operational routes (health, readiness, metrics, the OpenAPI document), with
+/// state and the common middleware, for a process that does not play the `api` role.
+/// `processor_route`: see [`health::router`].
+pub fn operational_router(state: AppState, processor_route: bool) -> Router {
+    let timeout = state.settings.http.request_timeout();
+    let routes = health::router(processor_route)
+        .merge(openapi::router())
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

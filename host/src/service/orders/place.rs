@@ -183,11 +183,9 @@ pub async fn place_order_capped(
             Ok(Placed::Created(Box::new(order)))
         }
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
-        Err(StoreError::Conflict(Conflict::OpenOrders)) => {
-            Err(OrderError::TooManyOpenOrders {
-                max: max_open.unwrap_or(0),
-            })
-        }
+        Err(StoreError::Conflict(Conflict::OpenOrders)) => Err(OrderError::TooManyOpenOrders {
+            max: max_open.unwrap_or(0),
+        }),
         Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken)) => {
             // A concurrent request with the same key committed first: answer as it did.
             let idem = idempotency

@@ -32,7 +32,9 @@ use super::MongoStore;
 use super::codec::{date, get_id, oids};
 use super::error::Refusal;
 use crate::domain::{Id, Order};
-use crate::storage::{Conflict, DeliveryFinish, DeliveryStart, DeliveryStore, Started, StoreResult};
+use crate::storage::{
+    Conflict, DeliveryFinish, DeliveryStart, DeliveryStore, Started, StoreResult,
+};
 use finish::{Finishing, finish_in};
 use start::{Starting, start_in};
 

@@ -27,8 +27,8 @@ use super::order_docs::{
 };
 use super::outbox::event_doc;
 use super::{Collections, MongoStore};
-use crate::storage::windows::IDEMPOTENCY_WINDOW;
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus};
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreResult};
 
 /// What the order transaction writes.

@@ -151,12 +151,18 @@ mod tests {
     fn unique_violations_name_the_field() {
         let err = violation("INSERT INTO users VALUES ('b', 'e', 'v')");
         assert!(
-            matches!(err, StoreError::Conflict(Conflict::Taken(UniqueField::Email))),
+            matches!(
+                err,
+                StoreError::Conflict(Conflict::Taken(UniqueField::Email))
+            ),
             "{err:?}"
         );
         let err = violation("INSERT INTO users VALUES ('b', 'f', 'u')");
         assert!(
-            matches!(err, StoreError::Conflict(Conflict::Taken(UniqueField::Username))),
+            matches!(
+                err,
+                StoreError::Conflict(Conflict::Taken(UniqueField::Username))
+            ),
             "{err:?}"
         );
         let err = violation("INSERT INTO users VALUES ('a', 'f', 'v')");

@@ -16,10 +16,8 @@ use super::error::{
 };
 use super::outbox::{insert_event, republish_created};
 use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
-use crate::storage::{
-    Conflict, IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult,
-};
 use crate::storage::windows::IDEMPOTENCY_WINDOW;
+use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult};
 
 macro_rules! columns {
     () => {

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::SqliteStore;
 use super::error::{SqlContext, micros};
-use crate::storage::windows::IDEMPOTENCY_WINDOW;
 use crate::storage::StoreResult;
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 
 /// How often the sweep runs (and once at start).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);

@@ -220,7 +220,10 @@ pub async fn only_a_failed_order_can_be_retried(h: &dyn Harness) {
     let err = store.retry_failed_order(order.id, t).await.unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))
+        ),
         "{err:?}"
     );
     assert_eq!(store.order(order.id).await.unwrap(), Some(order));

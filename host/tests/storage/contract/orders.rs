@@ -241,7 +241,10 @@ pub async fn a_transition_from_another_status_is_a_conflict_naming_the_current_o
         .unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))
+        ),
         "{err:?}"
     );
     assert_eq!(store.order(order.id).await.unwrap(), Some(order));
@@ -300,7 +303,10 @@ pub async fn cancelling_restocks_and_writes_the_event_together(h: &dyn Harness) 
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Cancelled))),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Cancelled))
+        ),
         "{err:?}"
     );
     assert_eq!(
