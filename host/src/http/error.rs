@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::password::HashQueueFull;
+pub use crate::domain::FieldError;
 use crate::domain::{Id, ParseError};
 use crate::storage::{Conflict, StoreError};
 
@@ -21,38 +22,6 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Prefix of every problem `type`; the code after it is stable and kebab-case.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:orderd:problem:";
-
-/// One field at fault in a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FieldError {
-    /// Path of the field in the request, e.g. `email`, `items[2].quantity`, `limit` (query) or
-    /// `id` (path).
-    pub field: String,
-    /// Stable kebab-case reason ("missing-field", "invalid-type", "too-short", "taken").
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error from its parts.
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The field error a domain parse failure stands for.
-    pub fn from_parse(field: impl Into<String>, err: ParseError) -> Self {
-        Self::new(field, err.code, err.message)
-    }
-}
 
 /// An RFC 9457 problem document, as sent to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

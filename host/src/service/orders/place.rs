@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{SubsecRound, Utc};
 use rule_types::Customer;
 
-use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent};
+use crate::domain::{EventType, Id, Order, OutboxEvent};
 use crate::plugins::native::RuleProvider;
 use crate::plugins::{FailureKind, PluginCallError, Slot};
 use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
@@ -130,24 +130,19 @@ pub async fn place_order_capped(
     // Milliseconds are what every backend keeps (MongoDB's dates), so the order answered now
     // equals the order read back later.
     let now = Utc::now().trunc_subsecs(3);
-    let order = Order {
-        id: Id::new(),
-        user_id: actor.id,
-        status: OrderStatus::Pending,
-        currency: priced.currency,
-        items: priced.items,
-        subtotal: priced.subtotal,
-        tax_total: taxed.tax_total,
-        total: taxed.total,
-        tax_lines: taxed.tax_lines,
-        shipping_address: parsed.shipping_address,
-        created_at: now,
-        updated_at: now,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
+    let order = Order::pending(
+        actor.id,
+        priced.currency,
+        priced.items,
+        taxed.tax_lines,
+        parsed.shipping_address,
+        now,
+    );
+    // The priced totals were checked for overflow; they are the sums the order holds.
+    debug_assert_eq!(
+        (order.subtotal, order.tax_total, order.total),
+        (priced.subtotal, taxed.tax_total, taxed.total)
+    );
     size::check_stored(rules, &order, &user)?;
     let event = OutboxEvent::new(
         order.id,
@@ -260,37 +255,21 @@ mod tests {
     use crate::domain::{Currency, OrderItem};
 
     fn order(lines: &[(Id, u32)]) -> Order {
-        let now = Utc::now();
-        Order {
-            id: Id::new(),
-            user_id: Id::new(),
-            status: OrderStatus::Pending,
-            currency: Currency::parse("INR").unwrap(),
-            items: lines
-                .iter()
-                .map(|&(product_id, quantity)| OrderItem {
-                    product_id,
-                    sku: "SKU".into(),
-                    name: "Tea".into(),
-                    category: "general".into(),
-                    unit_price: 1,
-                    quantity,
-                    subtotal: i64::from(quantity),
-                    tax: 0,
-                })
-                .collect(),
-            subtotal: 0,
-            tax_total: 0,
-            total: 0,
-            tax_lines: vec![],
-            shipping_address: None,
-            created_at: now,
-            updated_at: now,
-            processing_at: None,
-            processed_at: None,
-            cancelled_at: None,
-            failed_at: None,
-        }
+        let items = lines
+            .iter()
+            .map(|&(product_id, quantity)| OrderItem {
+                product_id,
+                sku: "SKU".into(),
+                name: "Tea".into(),
+                category: "general".into(),
+                unit_price: 1,
+                quantity,
+                subtotal: i64::from(quantity),
+                tax: 0,
+            })
+            .collect();
+        let inr = Currency::parse("INR").unwrap();
+        Order::pending(Id::new(), inr, items, vec![], None, Utc::now())
     }
 
     #[test]
