@@ -5,9 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{
-    Currency, EventType, Id, Order, OrderItem, OutboxEvent, Product, TaxLineRecord,
-};
+use crate::domain::{Currency, Id, Order, OrderItem, OutboxEvent, Product, TaxLineRecord};
 use crate::storage::StockTake;
 
 /// What one order placement writes in its transaction.
@@ -19,7 +17,7 @@ pub struct Placement {
 
 /// A pending order by `user_id` of `lines` (product, quantity) at `at`, each line taxed at
 /// `tax_bps` basis points (rounded half up, recorded as a `gst` tax line when not zero), with
-/// one stock take per line and its `order.created` event (the payload the service writes).
+/// one stock take per line and its `order.created` event.
 pub fn placement(
     user_id: Id,
     lines: &[(&Product, u32)],
@@ -68,16 +66,7 @@ pub fn placement(
             quantity: *quantity,
         })
         .collect();
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({
-            "userId": order.user_id,
-            "total": order.total,
-            "currency": order.currency,
-        }),
-        at,
-    );
+    let event = OutboxEvent::order_created(&order, at);
     Placement {
         order,
         takes,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Id;
+use super::{Id, Order};
 
 /// Kinds of event the order service emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,20 @@ impl OutboxEvent {
             published_at: None,
             republished: 0,
         }
+    }
+
+    /// The `order.created` event of a newly placed `order`, committed with it at `at`.
+    pub fn order_created(order: &Order, at: DateTime<Utc>) -> Self {
+        Self::new(
+            order.id,
+            EventType::OrderCreated,
+            serde_json::json!({
+                "userId": order.user_id,
+                "total": order.total,
+                "currency": order.currency,
+            }),
+            at,
+        )
     }
 
     /// The queue deduplication id: the event id, with `-r<n>` after its `n`th re-publication.

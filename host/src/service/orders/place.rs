@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{SubsecRound, Utc};
 use rule_types::Customer;
 
-use crate::domain::{EventType, Id, Order, OutboxEvent};
+use crate::domain::{Id, Order, OutboxEvent};
 use crate::plugins::native::RuleProvider;
 use crate::plugins::{FailureKind, PluginCallError, Slot};
 use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
@@ -144,16 +144,7 @@ pub async fn place_order_capped(
         (priced.subtotal, taxed.tax_total, taxed.total)
     );
     size::check_stored(rules, &order, &user)?;
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({
-            "userId": order.user_id,
-            "total": order.total,
-            "currency": order.currency,
-        }),
-        now,
-    );
+    let event = OutboxEvent::order_created(&order, now);
     let record = idempotency.as_ref().map(|idem| IdempotencyRecord {
         user_id: actor.id,
         key: idem.key.as_str().to_owned(),
