@@ -11,14 +11,14 @@ use anyhow::Context;
 use chrono::Utc;
 use orderd::domain::Email;
 use orderd::domain::{
-    Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
-    TaxLineRecord, User, Username,
+    Currency, Id, Order, OrderStatus, OutboxEvent, Product, Role, User, Username,
 };
 use orderd::plugins::native::{NativeRules, RuleProvider};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
 use orderd::service::orders::{Actor, LineRequest, OrderRequest, place_order};
 use orderd::storage::sqlite::SqliteStore;
 use orderd::storage::{StockTake, Store, StoreError};
+use orderd::testing::placement;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use tokio::task::JoinSet;
@@ -298,62 +298,6 @@ async fn order_lifecycle(
 
 /// An order for `lines` with an 18% tax per line, its stock takes and its outbox event.
 fn raw_order(user_id: Id, lines: &[(&Product, u32)]) -> (Order, Vec<StockTake>, OutboxEvent) {
-    let now = Utc::now();
-    let mut items = Vec::with_capacity(lines.len());
-    let mut tax_lines = Vec::with_capacity(lines.len());
-    for (i, (p, q)) in lines.iter().enumerate() {
-        let subtotal = p.price * i64::from(*q);
-        let tax = subtotal * 18 / 100;
-        items.push(OrderItem {
-            product_id: p.id,
-            sku: p.sku.clone(),
-            name: p.name.clone(),
-            category: p.category.clone(),
-            unit_price: p.price,
-            quantity: *q,
-            subtotal,
-            tax,
-        });
-        tax_lines.push(TaxLineRecord {
-            item_index: i as u32,
-            rate_name: "gst".to_owned(),
-            rate_bps: 1800,
-            taxable: subtotal,
-            tax,
-        });
-    }
-    let subtotal: i64 = items.iter().map(|i| i.subtotal).sum();
-    let tax_total: i64 = items.iter().map(|i| i.tax).sum();
-    let order = Order {
-        id: Id::new(),
-        user_id,
-        status: OrderStatus::Pending,
-        currency: lines[0].0.currency,
-        items,
-        subtotal,
-        tax_total,
-        total: subtotal + tax_total,
-        tax_lines,
-        shipping_address: None,
-        created_at: now,
-        updated_at: now,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
-    let takes = lines
-        .iter()
-        .map(|(p, q)| StockTake {
-            product_id: p.id,
-            quantity: *q,
-        })
-        .collect();
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({ "userId": user_id, "total": order.total, "currency": order.currency }),
-        now,
-    );
-    (order, takes, event)
+    let p = placement(user_id, lines, 1800, Utc::now());
+    (p.order, p.takes, p.event)
 }

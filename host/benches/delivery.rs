@@ -26,13 +26,13 @@ use orderd::delivery::consumer::{Consumer, ConsumerSettings};
 use orderd::delivery::queue::embedded::EmbeddedQueue;
 use orderd::delivery::relay::{Relay, RelaySettings};
 use orderd::domain::{
-    Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
-    User, Username,
+    Currency, Email, Id, Order, OrderStatus, OutboxEvent, Product, Role, User, Username,
 };
 use orderd::mail::{Mailer, OutgoingEmail, SmtpSecurity, SmtpSettings, message_id_for};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
 use orderd::storage::sqlite::SqliteStore;
 use orderd::storage::{StockTake, Store};
+use orderd::testing::placement;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -186,44 +186,8 @@ async fn fixtures(store: &Arc<dyn Store>) -> anyhow::Result<(User, Product)> {
 }
 
 fn order_of(user: &User, p: &Product) -> (Order, Vec<StockTake>, OutboxEvent) {
-    let at = Utc::now();
-    let item = OrderItem {
-        product_id: p.id,
-        sku: p.sku.clone(),
-        name: p.name.clone(),
-        category: p.category.clone(),
-        unit_price: p.price,
-        quantity: 1,
-        subtotal: p.price,
-        tax: p.price * 18 / 100,
-    };
-    let order = Order {
-        id: Id::new(),
-        user_id: user.id,
-        status: OrderStatus::Pending,
-        currency: p.currency,
-        subtotal: item.subtotal,
-        tax_total: item.tax,
-        total: item.subtotal + item.tax,
-        items: vec![item],
-        tax_lines: Vec::new(),
-        shipping_address: None,
-        created_at: at,
-        updated_at: at,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
-    let event = OutboxEvent::new(order.id, EventType::OrderCreated, serde_json::json!({}), at);
-    (
-        order,
-        vec![StockTake {
-            product_id: p.id,
-            quantity: 1,
-        }],
-        event,
-    )
+    let placed = placement(user.id, &[(p, 1)], 1800, Utc::now());
+    (placed.order, placed.takes, placed.event)
 }
 
 /// aiosmtpd from the project's test venv, stopped on drop (its Maildir with it).

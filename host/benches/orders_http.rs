@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use orderd::configuration::Settings;
-use orderd::domain::{
-    Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role,
-    TaxLineRecord, User, Username,
-};
+use orderd::domain::{Currency, Email, Id, Order, OutboxEvent, Product, Role, User, Username};
 use orderd::startup::{Application, Roles};
 use orderd::storage::{StockTake, Store};
+use orderd::testing::placement;
 use tokio_util::sync::CancellationToken;
 
 /// Catalog size; each order takes 1–3 distinct products from it.
@@ -199,70 +197,9 @@ fn prebuilt(
     products: &[Product],
     lines: &[(usize, u32)],
 ) -> (Order, Vec<StockTake>, OutboxEvent) {
-    let now = Utc::now();
-    let items: Vec<OrderItem> = lines
-        .iter()
-        .map(|&(i, q)| {
-            let p = &products[i];
-            let subtotal = p.price * i64::from(q);
-            OrderItem {
-                product_id: p.id,
-                sku: p.sku.clone(),
-                name: p.name.clone(),
-                category: p.category.clone(),
-                unit_price: p.price,
-                quantity: q,
-                subtotal,
-                tax: (subtotal * 1800 + 5_000) / 10_000,
-            }
-        })
-        .collect();
-    let tax_lines = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| TaxLineRecord {
-            item_index: i as u32,
-            rate_name: "gst".into(),
-            rate_bps: 1800,
-            taxable: item.subtotal,
-            tax: item.tax,
-        })
-        .collect();
-    let subtotal = items.iter().map(|i| i.subtotal).sum::<i64>();
-    let tax_total = items.iter().map(|i| i.tax).sum::<i64>();
-    let order = Order {
-        id: Id::new(),
-        user_id: user,
-        status: OrderStatus::Pending,
-        currency: products[0].currency,
-        subtotal,
-        tax_total,
-        total: subtotal + tax_total,
-        tax_lines,
-        shipping_address: None,
-        created_at: now,
-        updated_at: now,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-        items,
-    };
-    let takes = order
-        .items
-        .iter()
-        .map(|i| StockTake {
-            product_id: i.product_id,
-            quantity: i.quantity,
-        })
-        .collect();
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({"userId": user, "total": order.total, "currency": order.currency}),
-        now,
-    );
-    (order, takes, event)
+    let lines: Vec<(&Product, u32)> = lines.iter().map(|&(i, q)| (&products[i], q)).collect();
+    let p = placement(user, &lines, 1800, Utc::now());
+    (p.order, p.takes, p.event)
 }
 
 async fn store_phase(

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+
+use crate::storage::mongo::ALLOW_STANDALONE_ENV;
+use crate::storage::windows;
 use serde::{Deserialize, Serialize};
 
 use crate::plugins::RuntimeSettings;
@@ -155,6 +158,10 @@ pub struct StoreSettings {
     pub mongodb_uri: Option<Secret>,
     /// Database name inside the deployment.
     pub mongodb_database: String,
+    /// Accept a standalone MongoDB instead of refusing it. Test-only (a wire-protocol
+    /// emulator): a standalone server does not isolate transactions, so concurrent orders may
+    /// oversell. Also set by `ORDERD_TEST_MONGODB_ALLOW_STANDALONE=1`, the test harness's name.
+    pub mongodb_allow_standalone: bool,
     /// How long the MongoDB inbox remembers processed event ids (TTL index).
     pub inbox_retention_secs: u64,
     /// How long after it expired a refresh-token family (and its tokens) is deleted.
@@ -171,6 +178,14 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
+    /// What the MongoDB store needs beyond its connection string and database name.
+    pub fn mongo_options(&self) -> crate::storage::mongo::MongoOptions {
+        crate::storage::mongo::MongoOptions {
+            allow_standalone: self.mongodb_allow_standalone,
+            inbox_retention: std::time::Duration::from_secs(self.inbox_retention_secs),
+        }
+    }
+
     /// The retention of the records the pruner deletes (`storage::retention`).
     pub fn retention(&self) -> crate::storage::Retention {
         use std::time::Duration;
@@ -190,12 +205,13 @@ impl Default for StoreSettings {
             backend: StoreBackend::Sqlite,
             mongodb_uri: None,
             mongodb_database: "orderd".into(),
-            inbox_retention_secs: 7 * 24 * 3600,
-            refresh_retention_secs: 7 * 24 * 3600,
-            outbox_retention_secs: 7 * 24 * 3600,
-            email_send_retention_secs: 30 * 24 * 3600,
-            plugin_version_retention_secs: 30 * 24 * 3600,
-            plugin_versions_kept: 10,
+            mongodb_allow_standalone: false,
+            inbox_retention_secs: windows::DEFAULT_INBOX_RETENTION.as_secs(),
+            refresh_retention_secs: windows::DEFAULT_REFRESH_FAMILY_RETENTION.as_secs(),
+            outbox_retention_secs: windows::DEFAULT_PUBLISHED_EVENT_RETENTION.as_secs(),
+            email_send_retention_secs: windows::DEFAULT_EMAIL_SEND_RETENTION.as_secs(),
+            plugin_version_retention_secs: windows::DEFAULT_PLUGIN_VERSION_RETENTION.as_secs(),
+            plugin_versions_kept: windows::DEFAULT_PLUGIN_VERSIONS_KEPT,
         }
     }
 }
@@ -362,6 +378,12 @@ impl Settings {
                 .split("__")
                 .ignore(&["config"]),
         );
+        // The one test-harness variable that is a setting: the emulator's standalone MongoDB.
+        if std::env::var(ALLOW_STANDALONE_ENV)
+            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes"))
+        {
+            figment = figment.merge(Serialized::default("store.mongodb_allow_standalone", true));
+        }
         Ok(figment)
     }
 
@@ -500,6 +522,21 @@ mod tests {
             let s = Settings::load(None).expect("settings load");
             assert_eq!(s.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
             assert_eq!(s.http.client_ip_header, ClientIpHeader::Forwarded);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type
+    fn the_harness_standalone_switch_reaches_the_mongodb_options_and_nothing_else_does() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERD_STORE__INBOX_RETENTION_SECS", "60");
+            let strict = Settings::load(None).expect("settings load").store;
+            assert!(!strict.mongo_options().allow_standalone);
+            assert_eq!(strict.mongo_options().inbox_retention.as_secs(), 60);
+            jail.set_env(ALLOW_STANDALONE_ENV, "1");
+            let lax = Settings::load(None).expect("settings load").store;
+            assert!(lax.mongo_options().allow_standalone);
             Ok(())
         });
     }

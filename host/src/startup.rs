@@ -30,7 +30,7 @@ use crate::delivery::{DeliveryHealth, DeliveryRoles};
 use crate::http::{self, AppState, metrics::Metrics};
 use crate::plugins::PluginRuntime;
 use crate::storage::Store;
-use crate::storage::mongo::{MongoOptions, MongoStore, WatchTarget};
+use crate::storage::mongo::{MongoStore, WatchTarget};
 use crate::storage::sqlite::SqliteStore;
 
 /// A part of the system a process can run.
@@ -93,17 +93,45 @@ impl fmt::Display for Roles {
     }
 }
 
-/// Opens the configured store: the embedded SQLite database in the data directory, or MongoDB.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    match settings.store.backend {
-        StoreBackend::Sqlite => {
-            let path = settings.database_path();
-            let store = SqliteStore::open(&path)
-                .with_context(|| format!("Failed to open the database at {}", path.display()))?;
-            Ok(Arc::new(store))
+/// The opened storage backend: the one store every port goes through, plus what only that
+/// backend offers the process.
+#[derive(Clone)]
+pub enum Backend {
+    /// The embedded SQLite file: the embedded queue keeps its table in the same file, and the
+    /// process sweeps expired idempotency records and inbox entries itself.
+    Sqlite(SqliteStore),
+    /// MongoDB: its change streams wake the relay.
+    Mongo(MongoStore),
+}
+
+impl Backend {
+    /// Opens the configured backend: the embedded SQLite database in the data directory, or
+    /// MongoDB.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match settings.store.backend {
+            StoreBackend::Sqlite => {
+                let path = settings.database_path();
+                let store = SqliteStore::open(&path).with_context(|| {
+                    format!("Failed to open the database at {}", path.display())
+                })?;
+                Ok(Backend::Sqlite(store))
+            }
+            StoreBackend::Mongodb => Ok(Backend::Mongo(open_mongo(settings).await?)),
         }
-        StoreBackend::Mongodb => Ok(Arc::new(open_mongo(settings).await?)),
     }
+
+    /// The storage ports.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => Arc::new(store.clone()),
+            Backend::Mongo(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
+/// Opens the configured store (see [`Backend::open`]), for commands that need only its ports.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Backend::open(settings).await?.store())
 }
 
 /// Connects to the MongoDB deployment the settings name (production backend).
@@ -111,8 +139,7 @@ async fn open_mongo(settings: &Settings) -> anyhow::Result<MongoStore> {
     let uri = settings.store.mongodb_uri.as_ref().context(
         "store.backend is mongodb but no connection string is set (ORDERD_STORE__MONGODB_URI)",
     )?;
-    let mut options = MongoOptions::from_env();
-    options.inbox_retention = std::time::Duration::from_secs(settings.store.inbox_retention_secs);
+    let options = settings.store.mongo_options();
     if settings.queue.backend == crate::delivery::queue::QueueBackend::Embedded {
         tracing::warn!(
             "the embedded queue is local to this instance's data directory; \
@@ -184,45 +211,26 @@ pub struct Application {
     port: u16,
     state: AppState,
     roles: Roles,
-    /// The store's SQLite handle when the store is the embedded one; the embedded queue keeps
-    /// its table in the same file through it.
-    sqlite: Option<SqliteStore>,
-    /// The MongoDB store when that is the backend: its change streams wake the relay.
-    mongo: Option<MongoStore>,
+    /// The backend behind `state.store`, for what only it offers (the embedded queue's file,
+    /// the sweeper, change-stream wake-ups).
+    backend: Backend,
 }
 
 impl Application {
     /// Opens the configured store (embedded SQLite, or MongoDB) and builds the application on it.
     pub async fn build(settings: Settings, roles: Roles) -> anyhow::Result<Self> {
-        match settings.store.backend {
-            StoreBackend::Sqlite => {
-                let path = settings.database_path();
-                let store = SqliteStore::open(&path).with_context(|| {
-                    format!("Failed to open the database at {}", path.display())
-                })?;
-                let mut app =
-                    Self::build_with_store(settings, roles, Arc::new(store.clone())).await?;
-                app.sqlite = Some(store);
-                Ok(app)
-            }
-            StoreBackend::Mongodb => {
-                let store = open_mongo(&settings).await?;
-                let mut app =
-                    Self::build_with_store(settings, roles, Arc::new(store.clone())).await?;
-                app.mongo = Some(store);
-                Ok(app)
-            }
-        }
+        let backend = Backend::open(&settings).await?;
+        Self::build_on(settings, roles, backend).await
     }
 
-    /// Builds the application on an already opened store.
-    pub async fn build_with_store(
+    /// Builds the application on an already opened backend.
+    pub async fn build_on(
         settings: Settings,
         roles: Roles,
-        store: Arc<dyn Store>,
+        backend: Backend,
     ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let state = build_state(settings, store, &roles).await?;
+        let state = build_state(settings, backend.store(), &roles).await?;
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("Failed to bind {address}"))?;
@@ -235,8 +243,7 @@ impl Application {
             port,
             state,
             roles,
-            sqlite: None,
-            mongo: None,
+            backend,
         })
     }
 
@@ -266,7 +273,10 @@ impl Application {
         let deps = crate::delivery::DeliveryDeps {
             settings: self.state.settings.clone(),
             store: self.state.store.clone(),
-            sqlite: self.sqlite.as_ref().map(SqliteStore::db),
+            sqlite: match &self.backend {
+                Backend::Sqlite(store) => Some(store.db()),
+                Backend::Mongo(_) => None,
+            },
             renderer: Arc::new(self.state.plugins.clone()),
             order_committed: self.state.order_committed.clone(),
             health: self.state.delivery.clone(),
@@ -314,8 +324,8 @@ impl Application {
         let mut tasks = Vec::new();
         // On a replica set, new outbox events wake the relay at once even when another
         // instance wrote them; elsewhere the relay's polling covers it (logged once).
-        let wakeups = match (&self.mongo, self.roles.contains(ProcessRole::Relay)) {
-            (Some(mongo), true) => Some(mongo.spawn_wakeups(
+        let wakeups = match (&self.backend, self.roles.contains(ProcessRole::Relay)) {
+            (Backend::Mongo(mongo), true) => Some(mongo.spawn_wakeups(
                 WatchTarget::Outbox,
                 self.state.order_committed.clone(),
                 token.clone(),
@@ -323,7 +333,7 @@ impl Application {
             _ => None,
         };
         // The embedded store expires old idempotency records and inbox entries itself.
-        if let Some(sqlite) = &self.sqlite {
+        if let Backend::Sqlite(sqlite) = &self.backend {
             tasks.push(sqlite.clone().spawn_sweeper(
                 std::time::Duration::from_secs(settings.store.inbox_retention_secs),
                 token.clone(),
@@ -335,17 +345,33 @@ impl Application {
             settings.store.retention(),
             token.clone(),
         ));
-        // Plugin convergence (service::plugin_sync): follow the store's active plugin versions.
+        // Plugin convergence (service::plugin_sync): follow the store's active plugin versions,
+        // woken on a replica set as soon as any instance changes an active pointer.
+        let plugins_changed = Arc::new(Notify::new());
+        let plugin_wakeups = match &self.backend {
+            Backend::Mongo(mongo) => Some(mongo.spawn_wakeups(
+                WatchTarget::ActivePlugins,
+                plugins_changed.clone(),
+                token.clone(),
+            )),
+            Backend::Sqlite(_) => None,
+        };
         tasks.push(tokio::spawn(crate::service::plugin_sync::run(
             plugin_sync,
             crate::service::plugin_sync::DEFAULT_INTERVAL,
+            plugins_changed,
             token.clone(),
         )));
 
         let app = if self.roles.contains(ProcessRole::Api) {
             http::router(self.state.clone())
         } else {
-            http::health::operational_router(self.state.clone())
+            // A consumer without the api role answers the processor's probe on its own
+            // health address (`consumer.health_addr`), with the queue's state.
+            http::operational_router(
+                self.state.clone(),
+                !self.roles.contains(ProcessRole::Consumer),
+            )
         };
         tracing::info!(port = self.port, roles = %self.roles, store = self.state.store.backend_name(), "orderd is serving");
         let server = axum::serve(
@@ -407,8 +433,8 @@ impl Application {
             if let Some(watcher) = watcher {
                 watcher.stopped().await;
             }
-            if let Some(wakeups) = wakeups {
-                // It ends on the cancelled token; a panic in it is not worth failing the stop.
+            // They end on the cancelled token; a panic in one is not worth failing the stop.
+            for wakeups in [wakeups, plugin_wakeups].into_iter().flatten() {
                 let _ = wakeups.await;
             }
             outcome

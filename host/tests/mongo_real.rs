@@ -13,12 +13,14 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use orderd::domain::{
-    Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, OutboxStatus, Product,
+    Currency, EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus, Product,
 };
 use orderd::storage::mongo::{MongoOptions, MongoStore, Topology, WatchTarget};
 use orderd::storage::{
-    OrderStore, OutboxStore, PluginStore, ProductStore, StockTake, StoreError, StoreResult,
+    Conflict, OrderStore, OutboxStore, PluginStore, ProductStore, StockTake, StoreError,
+    StoreResult,
 };
+use orderd::testing::placement;
 
 #[path = "support/skip.rs"]
 mod support_skip;
@@ -86,53 +88,8 @@ async fn stocked(store: &MongoStore, stock: i64) -> Product {
 }
 
 fn order_of(lines: &[(&Product, u32)]) -> (Order, Vec<StockTake>, OutboxEvent) {
-    let at = now();
-    let items: Vec<OrderItem> = lines
-        .iter()
-        .map(|(p, q)| OrderItem {
-            product_id: p.id,
-            sku: p.sku.clone(),
-            name: p.name.clone(),
-            category: p.category.clone(),
-            unit_price: p.price,
-            quantity: *q,
-            subtotal: p.price * i64::from(*q),
-            tax: 0,
-        })
-        .collect();
-    let total = items.iter().map(|i| i.subtotal).sum();
-    let order = Order {
-        id: Id::new(),
-        user_id: Id::new(),
-        status: OrderStatus::Pending,
-        currency: Currency::parse("INR").unwrap(),
-        items,
-        subtotal: total,
-        tax_total: 0,
-        total,
-        tax_lines: Vec::new(),
-        shipping_address: None,
-        created_at: at,
-        updated_at: at,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
-    let takes = lines
-        .iter()
-        .map(|(p, q)| StockTake {
-            product_id: p.id,
-            quantity: *q,
-        })
-        .collect();
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({ "total": total }),
-        at,
-    );
-    (order, takes, event)
+    let p = placement(Id::new(), lines, 0, now());
+    (p.order, p.takes, p.event)
 }
 
 async fn place(store: &MongoStore, lines: &[(&Product, u32)]) -> StoreResult<Order> {
@@ -280,7 +237,9 @@ async fn concurrent_cancels_of_one_order_restock_it_once() {
                 assert_eq!(o.status, OrderStatus::Cancelled);
                 cancelled += 1;
             }
-            Err(StoreError::Conflict(what)) => assert_eq!(what, "status:cancelled"),
+            Err(StoreError::Conflict(what)) => {
+                assert_eq!(what, Conflict::OrderStatus(OrderStatus::Cancelled))
+            }
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }

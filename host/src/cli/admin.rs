@@ -18,7 +18,7 @@ use crate::auth::PasswordHasher;
 use crate::configuration::Settings;
 use crate::domain::{Email, Id, Password, Role, User, Username};
 use crate::startup::open_store;
-use crate::storage::{Store, StoreError};
+use crate::storage::{Conflict, Store, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -148,7 +148,7 @@ pub async fn ensure_admin(
     };
     match store.create_user(&user).await {
         Ok(()) => Ok(AdminOutcome::Created(user.id)),
-        Err(StoreError::Conflict(field)) => {
+        Err(StoreError::Conflict(Conflict::Taken(field))) => {
             bail!("an account with this {field} already exists; pass another --username")
         }
         Err(err) => Err(err).context("Failed to create the account"),

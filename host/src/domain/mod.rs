@@ -2,6 +2,7 @@
 //! machine, outbox events. Everything here parses at the edge and does no I/O; it knows no
 //! HTTP or database type.
 
+pub mod field;
 pub mod id;
 pub mod money;
 pub mod order;
@@ -9,6 +10,7 @@ pub mod outbox;
 pub mod product;
 pub mod user;
 
+pub use field::{FieldError, PageLimit};
 pub use id::Id;
 pub use money::{Currency, Money};
 pub use order::{Order, OrderItem, OrderStatus, ShippingAddress, TaxLineRecord};

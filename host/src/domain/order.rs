@@ -141,6 +141,44 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new `pending` order of `items` by `user_id`, placed at `at`, its totals the sums of the
+    /// items' subtotals and taxes. The sums saturate rather than overflow: the place use case
+    /// prices through `service::orders::pricing`, which refuses amounts that do not fit first.
+    pub fn pending(
+        user_id: Id,
+        currency: Currency,
+        items: Vec<OrderItem>,
+        tax_lines: Vec<TaxLineRecord>,
+        shipping_address: Option<ShippingAddress>,
+        at: DateTime<Utc>,
+    ) -> Order {
+        let sum = |amount: fn(&OrderItem) -> i64| {
+            items
+                .iter()
+                .map(amount)
+                .fold(0i64, |acc, a| acc.saturating_add(a))
+        };
+        let (subtotal, tax_total) = (sum(|i| i.subtotal), sum(|i| i.tax));
+        Order {
+            id: Id::new(),
+            user_id,
+            status: OrderStatus::Pending,
+            currency,
+            items,
+            subtotal,
+            tax_total,
+            total: subtotal.saturating_add(tax_total),
+            tax_lines,
+            shipping_address,
+            created_at: at,
+            updated_at: at,
+            processing_at: None,
+            processed_at: None,
+            cancelled_at: None,
+            failed_at: None,
+        }
+    }
+
     /// Records `status` as reached at `at`, setting the matching timestamp.
     pub fn mark(&mut self, status: OrderStatus, at: DateTime<Utc>) {
         self.status = status;
@@ -192,24 +230,8 @@ mod tests {
     #[test]
     fn a_retried_order_is_pending_again_and_no_longer_failed() {
         let at = Utc::now();
-        let mut order = Order {
-            id: Id::new(),
-            user_id: Id::new(),
-            status: Pending,
-            currency: Currency::parse("INR").unwrap(),
-            items: Vec::new(),
-            subtotal: 0,
-            tax_total: 0,
-            total: 0,
-            tax_lines: Vec::new(),
-            shipping_address: None,
-            created_at: at,
-            updated_at: at,
-            processing_at: None,
-            processed_at: None,
-            cancelled_at: None,
-            failed_at: None,
-        };
+        let inr = Currency::parse("INR").unwrap();
+        let mut order = Order::pending(Id::new(), inr, Vec::new(), Vec::new(), None, at);
         order.mark(Processing, at);
         order.mark(Failed, at);
         assert_eq!(order.failed_at, Some(at));

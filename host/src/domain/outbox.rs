@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Id;
+use super::{Id, Order};
 
 /// Kinds of event the order service emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,8 +109,8 @@ impl OutboxEvent {
         }
     }
 
-    /// The `order.created` event of a new order: what the consumer needs to find it.
-    pub fn order_created(order: &super::Order, at: DateTime<Utc>) -> Self {
+    /// The `order.created` event of a newly placed `order`, committed with it at `at`.
+    pub fn order_created(order: &Order, at: DateTime<Utc>) -> Self {
         Self::new(
             order.id,
             EventType::OrderCreated,

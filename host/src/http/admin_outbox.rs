@@ -11,12 +11,12 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::error::{ApiError, Problem};
 use super::extract::{AdminUser, IdPath, QueryParams};
 use super::state::AppState;
-use crate::domain::{OutboxEvent, OutboxStatus};
+use crate::domain::{OutboxEvent, OutboxStatus, PageLimit};
 
 /// Page size when `limit` is not given.
-pub const DEFAULT_LIMIT: i64 = 100;
+pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page size.
-pub const MAX_LIMIT: i64 = 1000;
+pub const MAX_LIMIT: u32 = 1000;
 
 /// An outbox event as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,15 +122,9 @@ pub async fn list_outbox(
             )
         })?,
     };
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "out-of-range",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let events = state.store.list_outbox(status, limit as u32).await?;
+    let limit = PageLimit::parse(query.limit, DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(|e| ApiError::from_parse("limit", e))?;
+    let events = state.store.list_outbox(status, limit.get()).await?;
     let total = state.store.count_outbox(status).await?;
     Ok(Json(OutboxPage {
         status: status.as_str().to_owned(),

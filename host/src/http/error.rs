@@ -13,46 +13,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::password::HashQueueFull;
+pub use crate::domain::FieldError;
 use crate::domain::{Id, ParseError};
-use crate::storage::StoreError;
+use crate::storage::{Conflict, StoreError};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Prefix of every problem `type`; the code after it is stable and kebab-case.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:orderd:problem:";
-
-/// One field at fault in a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FieldError {
-    /// Path of the field in the request, e.g. `email`, `items[2].quantity`, `limit` (query) or
-    /// `id` (path).
-    pub field: String,
-    /// Stable kebab-case reason ("missing-field", "invalid-type", "too-short", "taken").
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error from its parts.
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The field error a domain parse failure stands for.
-    pub fn from_parse(field: impl Into<String>, err: ParseError) -> Self {
-        Self::new(field, err.code, err.message)
-    }
-}
 
 /// An RFC 9457 problem document, as sent to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -325,13 +294,22 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict(what) => match what.strip_prefix("status:") {
-                Some(current) => ApiError::Conflict {
+            StoreError::Conflict(conflict) => match conflict {
+                Conflict::OrderStatus(_) | Conflict::OutboxStatus(_) => ApiError::Conflict {
                     code: "invalid-state",
-                    detail: format!("not allowed while the resource is {current}"),
+                    detail: format!(
+                        "not allowed while the resource is {}",
+                        conflict.current_status().unwrap_or_default()
+                    ),
                     errors: vec![],
                 },
-                None => ApiError::taken(&what),
+                Conflict::Taken(field) => ApiError::taken(field.as_str()),
+                Conflict::IdempotencyKeyTaken => ApiError::taken("idempotency-key"),
+                Conflict::OpenOrders | Conflict::Changed(_) => ApiError::Conflict {
+                    code: "conflict",
+                    detail: conflict.to_string(),
+                    errors: vec![],
+                },
             },
             StoreError::InsufficientStock(ids) => ApiError::insufficient_stock(&ids),
             StoreError::Backend(cause) => {
@@ -394,6 +372,8 @@ impl FieldErrors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OrderStatus;
+    use crate::storage::UniqueField;
 
     #[test]
     fn a_backend_failure_becomes_a_500_whose_body_hides_the_cause() {
@@ -407,14 +387,15 @@ mod tests {
 
     #[test]
     fn store_conflicts_name_the_taken_field_or_the_current_state() {
-        let taken: ApiError = StoreError::Conflict("sku".into()).into();
+        let taken: ApiError = StoreError::Conflict(Conflict::Taken(UniqueField::Sku)).into();
         let p = taken.problem();
         assert_eq!(
             (p.status, p.problem_type.as_str()),
             (409, "urn:orderd:problem:conflict")
         );
         assert_eq!(p.errors[0].field, "sku");
-        let state: ApiError = StoreError::Conflict("status:processed".into()).into();
+        let state: ApiError =
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Processed)).into();
         assert_eq!(
             state.problem().problem_type,
             "urn:orderd:problem:invalid-state"

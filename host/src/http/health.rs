@@ -1,6 +1,6 @@
 //! Operational routes: liveness (`/api/health`, and `/processor/api/health` for the processor's
-//! probes), readiness (`/api/ready`, see [`super::readiness`]),
-//! Prometheus metrics (`/metrics`) and the OpenAPI document (`/openapi.json`).
+//! probes), readiness (`/api/ready`, see [`super::readiness`]) and Prometheus metrics
+//! (`/metrics`). The OpenAPI document's route is in `openapi.rs`.
 
 use axum::extract::State;
 use axum::http::header;
@@ -26,26 +26,20 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// The operational routes, for merging into the API router.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The operational routes. `processor_route`: also answer the processor's probe path here;
+/// off in a consumer process without the api role, whose own health server
+/// (`delivery::consumer::health`) answers it with the queue's state, so the path has one
+/// meaning per process.
+pub fn router(processor_route: bool) -> Router<AppState> {
+    let routes = Router::new()
         .route("/api/health", get(health))
-        .route("/processor/api/health", get(health))
         .route("/api/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
-}
-
-/// Only the operational routes, with state and the common middleware, for a process that
-/// does not play the `api` role.
-pub fn operational_router(state: AppState) -> Router {
-    let timeout = state.settings.http.request_timeout();
-    let routes = router()
-        .route_layer(axum::middleware::from_fn(super::metrics::track))
-        .fallback(super::not_found)
-        .method_not_allowed_fallback(super::method_not_allowed)
-        .with_state(state);
-    super::with_middleware(routes, timeout)
+        .route("/metrics", get(metrics));
+    if processor_route {
+        routes.route("/processor/api/health", get(health))
+    } else {
+        routes
+    }
 }
 
 /// Liveness: the process is up and answering.
@@ -87,18 +81,7 @@ async fn record_outbox_backlog(state: &AppState) {
     }
 }
 
-/// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn openapi_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document_json(),
-    )
-        .into_response()
-}
-
 /// The operational routes in the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(health, super::readiness::ready, metrics, openapi_json))]
+#[openapi(paths(health, super::readiness::ready, metrics))]
 pub struct HealthApi;

@@ -53,7 +53,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole API with its middleware, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.settings.http.request_timeout();
     let routes = Router::new()
         .merge(auth::router(&state))
         .merge(products::router())
@@ -64,7 +63,23 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_plugins::router())
         .merge(admin_plugin_trials::router())
         .merge(admin_outbox::router())
-        .merge(health::router())
+        .merge(health::router(true));
+    finish(routes, state)
+}
+
+/// Only the operational routes (health, readiness, metrics, the OpenAPI document), with
+/// state and the common middleware, for a process that does not play the `api` role.
+/// `processor_route`: see [`health::router`].
+pub fn operational_router(state: AppState, processor_route: bool) -> Router {
+    finish(health::router(processor_route), state)
+}
+
+/// `routes` plus the OpenAPI document, with per-route metrics, the problem+json fallbacks,
+/// `state` and the middleware stack.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let timeout = state.settings.http.request_timeout();
+    let routes = routes
+        .merge(openapi::router())
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

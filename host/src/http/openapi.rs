@@ -5,10 +5,36 @@
 
 use std::sync::OnceLock;
 
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, Problem};
+use super::state::AppState;
+
+/// The route serving the document.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+        .into_response()
+}
+
+/// The document's own route in the document.
+#[derive(OpenApi)]
+#[openapi(paths(openapi_json))]
+struct DocumentApi;
 
 /// Adds the `bearer` security scheme that authenticated paths refer to.
 struct BearerAuth;
@@ -45,6 +71,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::admin_plugin_trials::AdminPluginTrialsApi::openapi());
     doc.merge(super::admin_outbox::AdminOutboxApi::openapi());
     doc.merge(super::health::HealthApi::openapi());
+    doc.merge(DocumentApi::openapi());
     doc
 }
 

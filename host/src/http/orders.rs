@@ -444,21 +444,14 @@ pub async fn retry_order(
     Ok(Json(OrderDto::from(&order)))
 }
 
-fn field_errors(errors: Vec<orders::FieldError>) -> Vec<FieldError> {
-    errors
-        .into_iter()
-        .map(|e| FieldError::new(e.field, e.code, e.message))
-        .collect()
-}
-
 /// The problem an order use case failure is answered with.
 fn order_error(err: OrderError) -> ApiError {
     match err {
-        OrderError::Invalid(errors) => ApiError::Validation(field_errors(errors)),
+        OrderError::Invalid(errors) => ApiError::Validation(errors),
         OrderError::Rejected(errors) => ApiError::Unprocessable {
             code: "rule-violation",
             detail: "the order breaks business rules; see errors".to_owned(),
-            errors: field_errors(errors),
+            errors,
         },
         OrderError::InsufficientStock(ids) => ApiError::insufficient_stock(&ids),
         OrderError::IdempotencyKeyReused => ApiError::Unprocessable {

@@ -17,12 +17,12 @@ use crate::domain::money::parse_price;
 use crate::domain::product::{
     parse_category, parse_description, parse_name, parse_sku, parse_stock,
 };
-use crate::domain::{Currency, Id, Product, ProductPatch};
+use crate::domain::{Currency, Id, PageLimit, Product, ProductPatch};
 
 /// Page size when `limit` is not given.
-pub const DEFAULT_LIMIT: i64 = 20;
+pub const DEFAULT_LIMIT: u32 = 20;
 /// Largest page size.
-pub const MAX_LIMIT: i64 = 100;
+pub const MAX_LIMIT: u32 = 100;
 
 /// A product as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,23 +129,17 @@ pub async fn list_products(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "out-of-range",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = PageLimit::parse(query.limit, DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(|e| ApiError::from_parse("limit", e))?;
     let after = query
         .cursor
         .as_deref()
         .map(|c| parse_id("cursor", c))
         .transpose()?;
     // One extra row tells whether there is a next page.
-    let mut products = state.store.list_products(after, limit as u32 + 1).await?;
-    let more = products.len() > limit as usize;
-    products.truncate(limit as usize);
+    let mut products = state.store.list_products(after, limit.probe()).await?;
+    let more = products.len() > limit.get() as usize;
+    products.truncate(limit.get() as usize);
     let next_cursor = if more {
         products.last().map(|p| p.id.to_hex())
     } else {

@@ -11,8 +11,9 @@ use wasmtime::{Engine, Store, Trap};
 
 use super::bindings::wit;
 use super::checks;
+use super::contract::Slot;
 use super::error::FailureKind;
-use super::slot::{ActivePlugin, Slot, SlotPre};
+use super::slot::{ActivePlugin, SlotPre};
 use super::store::{HostState, StoreConfig, new_store};
 use super::wt;
 

@@ -12,10 +12,11 @@ use rule_types::Config;
 use serde::Serialize;
 
 use super::call::{PluginInput, PluginOutput};
+use super::contract::{FailurePolicy, PluginSource, Slot};
 use super::error::LoadError;
 use super::fixtures;
 use super::runtime::{PluginRuntime, candidate};
-use super::slot::{ActivePlugin, FailurePolicy, PluginSource, Slot};
+use super::slot::ActivePlugin;
 
 /// Where a dry-run input came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,7 +1,7 @@
 //! The default plugins built into the binary (compiled from `plugins/` by `build.rs`), and the
 //! directory holding every component that build produced, hostile test guests included.
 
-use super::slot::Slot;
+use super::contract::Slot;
 
 /// Directory of the components `build.rs` built for `wasm32-wasip2`.
 pub const PLUGIN_DIR: &str = env!("ORDERD_PLUGIN_DIR");

@@ -16,14 +16,13 @@
 //!   it uses none of it); the WASI context of each call grants nothing.
 
 use std::thread;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::settings::RuntimeSettings;
-use super::store::HostState;
+use super::store::{HostState, TICK};
 use super::wt;
 
 /// Bytes of each linear memory reset with memset (kept resident) between calls.
@@ -31,9 +30,6 @@ const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Core instances the pool holds per concurrent call: enough for a componentize-py component.
 const CORE_INSTANCES_PER_CALL: u32 = 16;
-
-/// How often the epoch advances; the granularity of deadlines and of yields to tokio.
-pub const TICK: Duration = Duration::from_millis(1);
 
 /// Builds the engine for `settings` and starts its epoch ticker.
 pub fn build_engine(settings: &RuntimeSettings) -> anyhow::Result<Engine> {

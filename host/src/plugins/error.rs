@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::slot::Slot;
+use super::contract::Slot;
 
 /// Why a plugin call produced no usable result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,8 +12,9 @@ use wasmtime::component::{Component, Linker};
 
 use super::bindings::{email::EmailRenderPre, tax::TaxRulesPre, validation::OrderValidationPre};
 use super::cache::ArtifactCache;
+use super::contract::Slot;
 use super::error::LoadError;
-use super::slot::{Slot, SlotPre};
+use super::slot::SlotPre;
 use super::store::HostState;
 use super::wt;
 

@@ -21,6 +21,7 @@ mod bindings;
 mod cache;
 mod call;
 mod checks;
+mod contract;
 mod dry_run;
 mod embedded;
 mod engine;
@@ -43,6 +44,7 @@ pub use checks::{
     MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_RATE_NAME_BYTES, MAX_SUBJECT_BYTES,
     MAX_TAX_LINES_PER_ITEM, MAX_TEXT_BYTES, MAX_VIOLATIONS,
 };
+pub use contract::{FailurePolicy, PluginSource, Slot};
 pub use dry_run::{DryRunItem, DryRunReport, DryRunSummary, InputSource, RunResult};
 pub use embedded::{PLUGIN_DIR, default_component};
 pub use error::{FailureKind, LoadError, PluginCallError};
@@ -53,7 +55,7 @@ pub use settings::{
     PersonalData, RecordingSettings, RuntimeSettings, ShadowSettings, SlotSettings,
 };
 pub use shadow::{Divergence, ShadowFailure, ShadowStatus, ShadowUpload};
-pub use slot::{FailurePolicy, LoadedVersion, PluginSource, Slot, SlotStatus};
+pub use slot::{LoadedVersion, SlotStatus};
 pub use watcher::{MAX_COMPONENT_BYTES, MAX_SLOT_FILE_BYTES, SlotFile, WatcherHandle};
 
 /// Converts a wasmtime error (wasmtime has its own error type) into an [`anyhow::Error`],

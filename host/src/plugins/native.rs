@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use rule_types::{Config, OrderDraft, RenderedEmail, StoredOrder, TaxBreakdown, Violation};
 
+use super::contract::Slot;
 use super::error::{FailureKind, PluginCallError};
 use super::runtime::PluginRuntime;
-use super::slot::Slot;
 
 /// The business rules of order processing, whatever runs them.
 #[async_trait]

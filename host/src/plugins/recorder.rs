@@ -15,8 +15,8 @@ use rule_types::{Address, Customer, RenderedEmail};
 use serde::Serialize;
 
 use super::call::{PluginInput, PluginOutput, json_size};
+use super::contract::Slot;
 use super::settings::{PersonalData, RecordingSettings};
-use super::slot::Slot;
 
 /// The e-mail address recorded in place of the customer's.
 pub const REDACTED_EMAIL: &str = "redacted@example.invalid";

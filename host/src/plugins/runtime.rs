@@ -18,6 +18,7 @@ use wasmtime::component::Linker;
 
 use super::cache::ArtifactCache;
 use super::call::{CallStats, Failure, Limits, PluginInput, PluginOutput, invoke};
+use super::contract::{FailurePolicy, PluginSource, Slot};
 use super::embedded::default_component;
 use super::engine::{build_engine, build_linker};
 use super::error::{FailureKind, LoadError, PluginCallError};
@@ -27,9 +28,7 @@ use super::recorder::{Recorder, Recording};
 use super::settings::PersonalData;
 use super::settings::RuntimeSettings;
 use super::shadow::Shadow;
-use super::slot::{
-    ActivePlugin, FailurePolicy, LoadedVersion, PluginSource, Slot, SlotState, SlotStatus,
-};
+use super::slot::{ActivePlugin, LoadedVersion, SlotState, SlotStatus};
 use super::store::HostState;
 
 /// The plugin runtime. Cheap to clone; one per process.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rule_types::Config;
 use serde::{Deserialize, Serialize};
 
-use super::slot::{FailurePolicy, Slot};
+use super::contract::{FailurePolicy, Slot};
 
 /// Limits and defaults the runtime applies to every plugin call and load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,10 +17,11 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::call::{PluginInput, PluginOutput, invoke};
+use super::contract::{FailurePolicy, PluginSource, Slot};
 use super::error::LoadError;
 use super::recorder::redact_input;
 use super::runtime::{PluginRuntime, candidate};
-use super::slot::{ActivePlugin, FailurePolicy, PluginSource, Slot};
+use super::slot::ActivePlugin;
 
 /// What was uploaded as the shadow, kept so `promote` can store and activate exactly it.
 #[derive(Debug, Clone)]

@@ -18,8 +18,10 @@ use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, 
 use wasmtime_wasi::p2::pipe::ClosedInputStream;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::engine::TICK;
 use super::stderr::StderrCapture;
+
+/// How often the epoch advances; the granularity of deadlines and of yields to tokio.
+pub const TICK: Duration = Duration::from_millis(1);
 
 /// Everything a guest can reach from inside one call.
 pub struct HostState {

@@ -34,9 +34,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::contract::{FailurePolicy, PluginSource, Slot};
 use super::embedded::default_component;
 use super::runtime::PluginRuntime;
-use super::slot::{FailurePolicy, PluginSource, Slot};
 
 /// How long the directory must be quiet before the watcher acts.
 const DEBOUNCE: Duration = Duration::from_millis(100);

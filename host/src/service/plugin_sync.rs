@@ -3,13 +3,15 @@
 //!
 //! [`PluginSync::try_run_once`] reads the active pointers and, for every slot whose generation
 //! changed since it last looked, swaps in that version (or reverts to the built-in default);
-//! [`run`] repeats it every interval until shutdown. The first pass after start applies every
-//! active upload, so a restarted instance comes back on the operator's versions.
+//! [`run`] repeats it every interval, and at once when woken (on MongoDB a change stream on the
+//! active pointers wakes it), until shutdown. The first pass after start applies every active
+//! upload, so a restarted instance comes back on the operator's versions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -89,20 +91,17 @@ impl PluginSync {
     }
 }
 
-/// Runs `sync` every `interval` until `shutdown` is cancelled. Failed passes are logged and
-/// retried, so it only ever returns `Ok`; the `Result` lets it join the other background tasks.
+/// Runs `sync` every `interval`, and at once after `wake` is notified, until `shutdown` is
+/// cancelled. Failed passes are logged and retried, so it only ever returns `Ok`; the
+/// `Result` lets it join the other background tasks.
 pub async fn run(
     mut sync: PluginSync,
     interval: Duration,
+    wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    let mut ticker = ticker(interval);
+    while next_pass(&mut ticker, &wake, &shutdown).await {
         // A pass is short (one query, and a compile only when a version changed); it is not
         // interrupted so a swap is never left half done.
         if let Err(err) = sync.try_run_once().await {
@@ -113,6 +112,26 @@ pub async fn run(
     Ok(())
 }
 
+/// The interval of [`run`]; its first tick is immediate.
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Waits for the next tick or wake-up: `true` when a pass is due, `false` on shutdown.
+async fn next_pass(
+    ticker: &mut tokio::time::Interval,
+    wake: &Notify,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = ticker.tick() => true,
+        _ = wake.notified() => true,
+    }
+}
+
 /// Spawns the convergence loop of `runtime` on `store`; it stops when `shutdown` is cancelled.
 pub fn spawn_plugin_sync(
     store: Arc<dyn Store>,
@@ -120,5 +139,48 @@ pub fn spawn_plugin_sync(
     interval: Duration,
     shutdown: CancellationToken,
 ) -> JoinHandle<anyhow::Result<()>> {
-    tokio::spawn(run(PluginSync::new(store, runtime), interval, shutdown))
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(run(
+        PluginSync::new(store, runtime),
+        interval,
+        wake,
+        shutdown,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_up_runs_a_pass_long_before_the_next_interval() {
+        let (wake, stop, passes) = (Notify::new(), CancellationToken::new(), AtomicU32::new(0));
+        let loop_ = async {
+            let mut ticker = ticker(Duration::from_secs(3600));
+            while next_pass(&mut ticker, &wake, &stop).await {
+                passes.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let check = async {
+            let count_reaches = async |n| {
+                while passes.load(Ordering::SeqCst) < n {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            count_reaches(1).await; // the first tick is immediate
+            wake.notify_one();
+            tokio::time::timeout(Duration::from_secs(2), count_reaches(2))
+                .await
+                .expect("the wake-up ran a pass");
+            stop.cancel();
+        };
+        tokio::join!(loop_, check);
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            2,
+            "no pass without a tick or a wake-up"
+        );
+    }
 }

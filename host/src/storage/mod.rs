@@ -3,11 +3,13 @@
 //! backend type. The contract test suite (`contract`) runs the same checks against every
 //! backend.
 
+pub mod conflict;
 pub mod delivery;
 pub mod import;
 pub mod mongo;
 pub mod retention;
 pub mod sqlite;
+pub mod windows;
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use crate::domain::{
     Id, Order, OrderStatus, OutboxEvent, OutboxStatus, Product, ProductPatch, Role, User,
 };
 
+pub use conflict::{Conflict, UniqueField};
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
 pub use import::ImportStore;
 pub use retention::{Pruned, Retention, RetentionStore};
@@ -28,10 +31,9 @@ pub use retention::{Pruned, Retention, RetentionStore};
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness or state condition failed; the string names what ("email", "username",
-    /// "sku", "idempotency-key", "status:processed").
-    #[error("conflict on {0}")]
-    Conflict(String),
+    /// A uniqueness or state condition failed; says which.
+    #[error("conflict: {0}")]
+    Conflict(#[from] Conflict),
     /// Some products did not have enough stock; nothing was written.
     #[error("insufficient stock for {0:?}")]
     InsufficientStock(Vec<Id>),
@@ -51,7 +53,7 @@ impl StoreError {
 /// Registered users.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts a user. `Conflict("email")` or `Conflict("username")` when taken.
+    /// Inserts a user. `Conflict::Taken(Email | Username)` when taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: Id) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
@@ -144,7 +146,7 @@ pub trait TokenStore: Send + Sync {
 /// The catalog.
 #[async_trait]
 pub trait ProductStore: Send + Sync {
-    /// `Conflict("sku")` when the SKU is taken.
+    /// `Conflict::Taken(Sku)` when the SKU is taken.
     async fn create_product(&self, product: &Product) -> StoreResult<()>;
     async fn product(&self, id: Id) -> StoreResult<Option<Product>>;
     /// The products among `ids` that exist, in any order.
@@ -184,7 +186,7 @@ pub struct StockTake {
 pub trait OrderStore: Send + Sync {
     /// In one transaction: decrement every product's stock if it is at least the quantity
     /// (any short → `InsufficientStock(ids)`, nothing written), insert `order`, insert `event`,
-    /// and insert `idempotency` when given (key taken → `Conflict("idempotency-key")`, nothing
+    /// and insert `idempotency` when given (key taken → `Conflict::IdempotencyKeyTaken`, nothing
     /// written).
     async fn place_order(
         &self,
@@ -196,7 +198,7 @@ pub trait OrderStore: Send + Sync {
         self.place_order_capped(order, takes, event, idempotency, None)
             .await
     }
-    /// [`OrderStore::place_order`], refused with `Conflict("open-orders")` (nothing written)
+    /// [`OrderStore::place_order`], refused with `Conflict::OpenOrders` (nothing written)
     /// when `max_open` is given and the customer already has that many orders `pending` or
     /// `processing`, counted inside the same transaction.
     async fn place_order_capped(
@@ -216,7 +218,7 @@ pub trait OrderStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Order>>;
     /// Conditional transition: only if the current status is in `from`. Returns the updated
-    /// order; `NotFound`, or `Conflict("status:<current>")` when the status did not match.
+    /// order; `NotFound`, or `Conflict::OrderStatus(current)` when the status did not match.
     async fn transition_order(
         &self,
         id: Id,
@@ -257,7 +259,7 @@ pub trait OrderStore: Send + Sync {
     /// lease released, `republished` + 1 — with the event's inbox entry removed, so the
     /// consumer handles the event again while its e-mail send record still keeps an e-mail
     /// already sent from going out twice. Returns the updated order; `NotFound`, or
-    /// `Conflict("status:<current>")` when the order is not `failed`.
+    /// `Conflict::OrderStatus(current)` when the order is not `failed`.
     async fn retry_failed_order(&self, id: Id, at: DateTime<Utc>) -> StoreResult<Order>;
 }
 

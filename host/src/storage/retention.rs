@@ -44,13 +44,13 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        const DAY: u64 = 24 * 3600;
+        use super::windows::*;
         Self {
-            refresh_families: Duration::from_secs(7 * DAY),
-            published_events: Duration::from_secs(7 * DAY),
-            email_sends: Duration::from_secs(30 * DAY),
-            plugin_versions: Duration::from_secs(30 * DAY),
-            plugin_versions_kept: 10,
+            refresh_families: DEFAULT_REFRESH_FAMILY_RETENTION,
+            published_events: DEFAULT_PUBLISHED_EVENT_RETENTION,
+            email_sends: DEFAULT_EMAIL_SEND_RETENTION,
+            plugin_versions: DEFAULT_PLUGIN_VERSION_RETENTION,
+            plugin_versions_kept: DEFAULT_PLUGIN_VERSIONS_KEPT,
         }
     }
 }

@@ -11,14 +11,13 @@ use orderd::delivery::consumer::{Consumer, ConsumerSettings, EmailRenderer};
 use orderd::delivery::queue::Queue;
 use orderd::delivery::queue::embedded::EmbeddedQueue;
 use orderd::delivery::relay::{Outcome, Relay, RelaySettings};
-use orderd::domain::{
-    Currency, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, Product, Role, User,
-};
+use orderd::domain::{Currency, Id, Order, OrderStatus, OutboxEvent, Product, Role, User};
 use orderd::domain::{Email, Username};
 use orderd::mail::{Mailer, SmtpSecurity, SmtpSettings};
 use orderd::plugins::{PluginRuntime, RuntimeSettings};
+use orderd::storage::Store;
 use orderd::storage::sqlite::{SqliteDb, SqliteStore};
-use orderd::storage::{StockTake, Store};
+use orderd::testing::{Placement, placement};
 use tokio::sync::Notify;
 
 /// One delivery setup on a fresh database file.
@@ -126,48 +125,11 @@ impl Env {
 
     /// Places a pending order of `lines` through the store, with its `order.created` event.
     pub async fn place(&self, user: &User, lines: &[(&Product, u32)]) -> (Order, OutboxEvent) {
-        let at = Utc::now().trunc_subsecs(3);
-        let items: Vec<OrderItem> = lines
-            .iter()
-            .map(|(p, qty)| OrderItem {
-                product_id: p.id,
-                sku: p.sku.clone(),
-                name: p.name.clone(),
-                category: p.category.clone(),
-                unit_price: p.price,
-                quantity: *qty,
-                subtotal: p.price * i64::from(*qty),
-                tax: p.price * i64::from(*qty) * 18 / 100,
-            })
-            .collect();
-        let subtotal: i64 = items.iter().map(|i| i.subtotal).sum();
-        let tax_total: i64 = items.iter().map(|i| i.tax).sum();
-        let order = Order {
-            id: Id::new(),
-            user_id: user.id,
-            status: OrderStatus::Pending,
-            currency: Currency::parse("INR").unwrap(),
-            items,
-            subtotal,
-            tax_total,
-            total: subtotal + tax_total,
-            tax_lines: Vec::new(),
-            shipping_address: None,
-            created_at: at,
-            updated_at: at,
-            processing_at: None,
-            processed_at: None,
-            cancelled_at: None,
-            failed_at: None,
-        };
-        let takes: Vec<StockTake> = lines
-            .iter()
-            .map(|(p, qty)| StockTake {
-                product_id: p.id,
-                quantity: *qty,
-            })
-            .collect();
-        let event = OutboxEvent::new(order.id, EventType::OrderCreated, serde_json::json!({}), at);
+        let Placement {
+            order,
+            takes,
+            event,
+        } = placement(user.id, lines, 1800, Utc::now().trunc_subsecs(3));
         self.store
             .place_order(&order, &takes, &event, None)
             .await

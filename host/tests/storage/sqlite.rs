@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orderd::domain::Id;
 use orderd::storage::sqlite::{DATABASE_FILE, SqliteStore};
-use orderd::storage::{ProductStore, Store, StoreError};
+use orderd::storage::{Conflict, ProductStore, Store, StoreError};
 
 use crate::contract::{Harness, order_of, order_total, outbox_total, stock_of, stocked};
 
@@ -166,7 +166,7 @@ async fn a_write_that_fails_or_panics_is_rolled_back_and_the_writer_keeps_servin
     let failed = db
         .write(|tx| {
             tx.execute("INSERT INTO t VALUES (1)", []).unwrap();
-            Err::<(), _>(StoreError::Conflict("test".into()))
+            Err::<(), _>(StoreError::Conflict(Conflict::OpenOrders))
         })
         .await;
     let panicked = db

@@ -25,7 +25,7 @@ use self::mapping::Refused;
 use self::orders::LineProduct;
 use self::report::{Collection, Report};
 use crate::domain::{Id, OutboxEvent};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Conflict, Store, StoreError};
 
 /// The Node system's collections (Mongoose's pluralised model names).
 const USERS: &str = "users";
@@ -131,8 +131,8 @@ async fn migrate_users(
         if !report.dry_run {
             match store.create_user(&user).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(what)) => {
-                    let problem = fields::FieldProblem::new(what, "is taken in orderd");
+                Err(StoreError::Conflict(Conflict::Taken(field))) => {
+                    let problem = fields::FieldProblem::new(field.as_str(), "is taken in orderd");
                     report.refuse(Collection::Users, id, vec![problem]);
                     continue;
                 }
@@ -188,8 +188,8 @@ async fn migrate_products(
         if !report.dry_run {
             match store.create_product(&product).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(what)) => {
-                    let problem = fields::FieldProblem::new(what, "is taken in orderd");
+                Err(StoreError::Conflict(Conflict::Taken(field))) => {
+                    let problem = fields::FieldProblem::new(field.as_str(), "is taken in orderd");
                     report.refuse(Collection::Products, id, vec![problem]);
                     continue;
                 }

@@ -88,10 +88,6 @@ pub fn order(
     let updated = created.map(|c| updated_at(doc, c, &mut p));
     let value = match (id, user_id, items, status, created, updated) {
         (Some(id), Some(user_id), Some(items), Some((status, publish)), Some(c), Some(u)) => {
-            let subtotal: i64 = items.iter().map(|i| i.subtotal).sum();
-            let tax_total: i64 = items.iter().map(|i| i.tax).sum();
-            compare_total(doc, "tax", tax_total, &mut notes);
-            compare_total(doc, "totalAmount", subtotal + tax_total, &mut notes);
             let tax_lines = items
                 .iter()
                 .enumerate()
@@ -103,28 +99,15 @@ pub fn order(
                     tax: i.tax,
                 })
                 .collect();
-            let processed = status == OrderStatus::Processed;
-            Some(OrderPlan {
-                order: Order {
-                    id,
-                    user_id,
-                    status,
-                    currency: inr(),
-                    items,
-                    subtotal,
-                    tax_total,
-                    total: subtotal + tax_total,
-                    tax_lines,
-                    shipping_address: None,
-                    created_at: c,
-                    updated_at: u,
-                    processing_at: None,
-                    processed_at: processed.then_some(u),
-                    cancelled_at: None,
-                    failed_at: None,
-                },
-                publish,
-            })
+            let mut order = Order::pending(user_id, inr(), items, tax_lines, None, c);
+            order.id = id;
+            order.updated_at = u;
+            if status == OrderStatus::Processed {
+                order.mark(OrderStatus::Processed, u);
+            }
+            compare_total(doc, "tax", order.tax_total, &mut notes);
+            compare_total(doc, "totalAmount", order.total, &mut notes);
+            Some(OrderPlan { order, publish })
         }
         _ => None,
     };

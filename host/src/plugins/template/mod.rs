@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use super::slot::Slot;
+use super::contract::Slot;
 
 /// The WIT contract, copied into every new crate.
 const WIT_FILES: [(&str, &str); 5] = [

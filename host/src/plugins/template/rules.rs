@@ -10,8 +10,8 @@ use rule_types::fixture::{
 use rule_types::{Config, Money, OrderDraft, RateTotal, TaxBreakdown, TaxLine};
 use serde::Serialize;
 
+use crate::plugins::contract::Slot;
 use crate::plugins::fixtures;
-use crate::plugins::slot::Slot;
 
 /// `src/lib.rs` for `slot`.
 pub fn lib_rs(slot: Slot) -> String {

@@ -15,9 +15,9 @@ mod size;
 
 use chrono::{SubsecRound, Utc};
 
-use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, Role};
+use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, PageLimit, Role};
 use crate::plugins::Slot;
-use crate::storage::{Store, StoreError};
+use crate::storage::{Conflict, Store, StoreError};
 
 pub use place::{IdempotencyRequest, Placed, place_order, place_order_capped};
 pub use request::{AddressRequest, LineRequest, OrderRequest};
@@ -39,30 +39,7 @@ impl Actor {
     }
 }
 
-/// One field at fault: the JSON path, a stable code and a human message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path of the field, such as `items[2].quantity`.
-    pub field: String,
-    /// Stable kebab-case code clients branch on.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// Why an order use case failed. Each variant's doc names the HTTP status it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -157,24 +134,14 @@ pub async fn list_orders(
     status: Option<&str>,
 ) -> Result<OrderPage, OrderError> {
     let mut errors = Vec::new();
-    let limit = match limit {
-        None => DEFAULT_PAGE,
-        Some(n) => match u32::try_from(n) {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::new(
-                    "limit",
-                    "out-of-range",
-                    format!("must be between 1 and {MAX_PAGE}"),
-                ));
-                DEFAULT_PAGE
-            }
-        },
-    };
+    let limit = PageLimit::parse(limit, DEFAULT_PAGE, MAX_PAGE).unwrap_or_else(|e| {
+        errors.push(FieldError::from_parse("limit", e));
+        PageLimit::default_of(DEFAULT_PAGE)
+    });
     let before = match cursor.map(Id::parse).transpose() {
         Ok(before) => before,
         Err(e) => {
-            errors.push(FieldError::new("cursor", e.code, e.message));
+            errors.push(FieldError::from_parse("cursor", e));
             None
         }
     };
@@ -192,16 +159,16 @@ pub async fn list_orders(
         return Err(OrderError::Invalid(errors));
     }
     let mut items = match status {
-        None => store.orders_of_user(actor.id, before, limit + 1).await,
+        None => store.orders_of_user(actor.id, before, limit.probe()).await,
         Some(status) => {
             let owner = (actor.role != Role::Admin).then_some(actor.id);
             store
-                .orders_by_status(status, owner, before, limit + 1)
+                .orders_by_status(status, owner, before, limit.probe())
                 .await
         }
     }
     .map_err(store_failed("Failed to list orders"))?;
-    let limit = limit as usize;
+    let limit = limit.get() as usize;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|o| o.id)
@@ -253,14 +220,8 @@ pub async fn retry_order(store: &dyn Store, id: Id) -> Result<Order, OrderError>
 fn transition_failed(what: &'static str) -> impl FnOnce(StoreError) -> OrderError {
     move |err| match err {
         StoreError::NotFound => OrderError::NotFound,
-        StoreError::Conflict(conflict) => {
-            match conflict
-                .strip_prefix("status:")
-                .and_then(OrderStatus::parse)
-            {
-                Some(current) => OrderError::InvalidTransition { current },
-                None => store_failed(what)(StoreError::Conflict(conflict)),
-            }
+        StoreError::Conflict(Conflict::OrderStatus(current)) => {
+            OrderError::InvalidTransition { current }
         }
         err => store_failed(what)(err),
     }

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use chrono::{SubsecRound, Utc};
 use rule_types::Customer;
 
-use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
+use crate::domain::{Id, Order, OutboxEvent};
 use crate::plugins::native::RuleProvider;
 use crate::plugins::{FailureKind, PluginCallError, Slot};
 use crate::service::idempotency::{IdempotencyKey, REPLAY_WINDOW};
-use crate::storage::{IdempotencyRecord, StockTake, Store, StoreError};
+use crate::storage::{Conflict, IdempotencyRecord, StockTake, Store, StoreError};
 use crate::telemetry::ORDERS_PLACED_TOTAL;
 
 use super::pricing::{self, TaxApplyError};
@@ -130,24 +130,19 @@ pub async fn place_order_capped(
     // Milliseconds are what every backend keeps (MongoDB's dates), so the order answered now
     // equals the order read back later.
     let now = Utc::now().trunc_subsecs(3);
-    let order = Order {
-        id: Id::new(),
-        user_id: actor.id,
-        status: OrderStatus::Pending,
-        currency: priced.currency,
-        items: priced.items,
-        subtotal: priced.subtotal,
-        tax_total: taxed.tax_total,
-        total: taxed.total,
-        tax_lines: taxed.tax_lines,
-        shipping_address: parsed.shipping_address,
-        created_at: now,
-        updated_at: now,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
+    let order = Order::pending(
+        actor.id,
+        priced.currency,
+        priced.items,
+        taxed.tax_lines,
+        parsed.shipping_address,
+        now,
+    );
+    // The priced totals were checked for overflow; they are the sums the order holds.
+    debug_assert_eq!(
+        (order.subtotal, order.tax_total, order.total),
+        (priced.subtotal, taxed.tax_total, taxed.total)
+    );
     size::check_stored(rules, &order, &user)?;
     let event = OutboxEvent::order_created(&order, now);
     let record = idempotency.as_ref().map(|idem| IdempotencyRecord {
@@ -174,12 +169,10 @@ pub async fn place_order_capped(
             Ok(Placed::Created(Box::new(order)))
         }
         Err(StoreError::InsufficientStock(ids)) => Err(OrderError::InsufficientStock(ids)),
-        Err(StoreError::Conflict(what)) if what == "open-orders" => {
-            Err(OrderError::TooManyOpenOrders {
-                max: max_open.unwrap_or(0),
-            })
-        }
-        Err(StoreError::Conflict(what)) if what == "idempotency-key" => {
+        Err(StoreError::Conflict(Conflict::OpenOrders)) => Err(OrderError::TooManyOpenOrders {
+            max: max_open.unwrap_or(0),
+        }),
+        Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken)) => {
             // A concurrent request with the same key committed first: answer as it did.
             let idem = idempotency
                 .as_ref()
@@ -253,37 +246,21 @@ mod tests {
     use crate::domain::{Currency, OrderItem};
 
     fn order(lines: &[(Id, u32)]) -> Order {
-        let now = Utc::now();
-        Order {
-            id: Id::new(),
-            user_id: Id::new(),
-            status: OrderStatus::Pending,
-            currency: Currency::parse("INR").unwrap(),
-            items: lines
-                .iter()
-                .map(|&(product_id, quantity)| OrderItem {
-                    product_id,
-                    sku: "SKU".into(),
-                    name: "Tea".into(),
-                    category: "general".into(),
-                    unit_price: 1,
-                    quantity,
-                    subtotal: i64::from(quantity),
-                    tax: 0,
-                })
-                .collect(),
-            subtotal: 0,
-            tax_total: 0,
-            total: 0,
-            tax_lines: vec![],
-            shipping_address: None,
-            created_at: now,
-            updated_at: now,
-            processing_at: None,
-            processed_at: None,
-            cancelled_at: None,
-            failed_at: None,
-        }
+        let items = lines
+            .iter()
+            .map(|&(product_id, quantity)| OrderItem {
+                product_id,
+                sku: "SKU".into(),
+                name: "Tea".into(),
+                category: "general".into(),
+                unit_price: 1,
+                quantity,
+                subtotal: i64::from(quantity),
+                tax: 0,
+            })
+            .collect();
+        let inr = Currency::parse("INR").unwrap();
+        Order::pending(Id::new(), inr, items, vec![], None, Utc::now())
     }
 
     #[test]

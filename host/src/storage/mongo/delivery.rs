@@ -32,7 +32,9 @@ use super::MongoStore;
 use super::codec::{date, get_id, oids};
 use super::error::Refusal;
 use crate::domain::{Id, Order};
-use crate::storage::{DeliveryFinish, DeliveryStart, DeliveryStore, Started, StoreResult};
+use crate::storage::{
+    Conflict, DeliveryFinish, DeliveryStart, DeliveryStore, Started, StoreResult,
+};
 use finish::{Finishing, finish_in};
 use start::{Starting, start_in};
 
@@ -101,11 +103,11 @@ fn decoded<T>(
 /// the batch decided on. With snapshot reads a concurrent change is a write conflict before
 /// this, so it only stops a server that does not isolate transactions from acting on a view
 /// that is no longer true.
-fn all_matched(matched: u64, expected: usize, what: &str) -> DbResult<()> {
+fn all_matched(matched: u64, expected: usize, what: &'static str) -> DbResult<()> {
     if matched == expected as u64 {
         return Ok(());
     }
-    Err(Refusal::Conflict(format!("{what} changed during the delivery transaction")).into_error())
+    Err(Refusal::Conflict(Conflict::Changed(what)).into_error())
 }
 
 #[async_trait]

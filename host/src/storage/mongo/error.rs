@@ -1,11 +1,11 @@
 //! Turning driver errors into the storage error type: duplicate keys (E11000) become
-//! `Conflict("<field>")`, domain refusals raised inside a transaction come back out as
+//! a `Conflict` naming the field, domain refusals raised inside a transaction come back out as
 //! themselves, everything else is `Backend` with context.
 
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 
 use crate::domain::Id;
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Conflict, StoreError, StoreResult, UniqueField};
 
 /// MongoDB's duplicate-key error code.
 pub const DUPLICATE_KEY: i32 = 11000;
@@ -72,21 +72,25 @@ fn duplicate_index(message: &str) -> Option<&str> {
 }
 
 /// Maps an insert or update error on a collection with unique indexes: a duplicate key on
-/// the index whose name contains `fragment` becomes `Conflict(field)` for the first matching
-/// `(fragment, field)` pair, on `_id` `Conflict("id")`; anything else is `Backend`.
-pub fn unique_violation(err: Error, fields: &[(&str, &str)], context: &'static str) -> StoreError {
+/// the index whose name contains `fragment` becomes the `Conflict` of the first matching
+/// `(fragment, conflict)` pair, otherwise (`_id`) `Taken(Id)`; anything else is `Backend`.
+pub fn unique_violation(
+    err: Error,
+    fields: &[(&str, Conflict)],
+    context: &'static str,
+) -> StoreError {
     if !is_duplicate_key(&err) {
         return backend(err, context);
     }
     let msg = message(&err).unwrap_or_default();
     // Servers that do not follow MongoDB's message format still name the index somewhere.
     let index = duplicate_index(msg).unwrap_or(msg);
-    for (fragment, field) in fields {
+    for (fragment, conflict) in fields {
         if index.contains(fragment) {
-            return StoreError::Conflict((*field).to_owned());
+            return StoreError::Conflict(conflict.clone());
         }
     }
-    StoreError::Conflict("id".to_owned())
+    StoreError::Conflict(Conflict::Taken(UniqueField::Id))
 }
 
 /// A domain refusal raised inside a transaction callback (carried through the driver as a
@@ -94,7 +98,7 @@ pub fn unique_violation(err: Error, fields: &[(&str, &str)], context: &'static s
 #[derive(Debug, Clone)]
 pub enum Refusal {
     NotFound,
-    Conflict(String),
+    Conflict(Conflict),
     InsufficientStock(Vec<Id>),
     /// A stored document did not decode (the message says which field and why).
     Corrupt(String),
@@ -140,8 +144,11 @@ mod tests {
 
     #[test]
     fn a_refusal_survives_the_trip_through_a_driver_error() {
-        let err = Refusal::Conflict("idempotency-key".into()).into_error();
-        assert!(matches!(backend(err, "ctx"), StoreError::Conflict(f) if f == "idempotency-key"));
+        let err = Refusal::Conflict(Conflict::IdempotencyKeyTaken).into_error();
+        assert!(matches!(
+            backend(err, "ctx"),
+            StoreError::Conflict(Conflict::IdempotencyKeyTaken)
+        ));
         let err = Error::custom(42u8);
         assert!(matches!(backend(err, "ctx"), StoreError::Backend(_)));
     }

@@ -37,20 +37,13 @@ use mongodb::{Client, Collection, Database};
 pub use setup::Topology;
 pub use watch::{Wakeups, WatchError, WatchTarget};
 
+use super::windows::DEFAULT_INBOX_RETENTION;
 use super::{Store, StoreResult};
 use error::MongoContext;
 
-/// Environment variable that lets [`MongoOptions::from_env`] accept a standalone server.
-/// Test-only: transactions are then not isolated.
+/// Environment variable the settings loader reads as `store.mongodb_allow_standalone`: accept a
+/// standalone server. Test-only: transactions are then not isolated.
 pub const ALLOW_STANDALONE_ENV: &str = "ORDERD_TEST_MONGODB_ALLOW_STANDALONE";
-
-/// How long an idempotency key stays taken: the same 24 h window as the embedded store. The
-/// TTL index removes older records lazily, so the order transaction also replaces an expired
-/// record that is still there.
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-/// How long processed event ids stay in the inbox by default before the TTL index drops them.
-pub const DEFAULT_INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Choices made when connecting.
 #[derive(Debug, Clone)]
@@ -70,20 +63,6 @@ impl Default for MongoOptions {
         Self {
             allow_standalone: false,
             inbox_retention: DEFAULT_INBOX_RETENTION,
-        }
-    }
-}
-
-impl MongoOptions {
-    /// The defaults, with `allow_standalone` set when [`ALLOW_STANDALONE_ENV`] is `1` or
-    /// `true`.
-    pub fn from_env() -> Self {
-        let allow = std::env::var(ALLOW_STANDALONE_ENV)
-            .map(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes"))
-            .unwrap_or(false);
-        Self {
-            allow_standalone: allow,
-            ..Self::default()
         }
     }
 }

@@ -26,9 +26,10 @@ use super::order_docs::{
     transition_set,
 };
 use super::outbox::event_doc;
-use super::{Collections, IDEMPOTENCY_RETENTION, MongoStore};
+use super::{Collections, MongoStore};
 use crate::domain::{EventType, Id, Order, OrderStatus, OutboxEvent, OutboxStatus};
-use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreResult};
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
+use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreResult};
 
 /// What the order transaction writes.
 struct Placement<'a> {
@@ -62,7 +63,7 @@ async fn check_open_orders(
         .session(&mut *s)
         .await?;
     if open >= u64::from(max) {
-        return Err(Refusal::Conflict("open-orders".into()).into_error());
+        return Err(Refusal::Conflict(Conflict::OpenOrders).into_error());
     }
     if open + 1 == u64::from(max) {
         c.users
@@ -86,8 +87,8 @@ async fn take_key(
     created_at: DateTime<Utc>,
 ) -> mongodb::error::Result<()> {
     let id = record.get("_id").cloned().unwrap_or(Bson::Null);
-    let taken = || Refusal::Conflict("idempotency-key".into()).into_error();
-    let expired_before = date(created_at - IDEMPOTENCY_RETENTION);
+    let taken = || Refusal::Conflict(Conflict::IdempotencyKeyTaken).into_error();
+    let expired_before = date(created_at - IDEMPOTENCY_WINDOW);
     let existing = c
         .idempotency_keys
         .find_one(doc! { "_id": id.clone() })
@@ -185,10 +186,10 @@ async fn refusal_for(
     };
     Ok(match current {
         None => Refusal::NotFound,
-        Some(d) => Refusal::Conflict(format!(
-            "status:{}",
-            d.get_str("status").unwrap_or("unknown")
-        )),
+        Some(d) => match d.get_str("status").ok().and_then(OrderStatus::parse) {
+            Some(current) => Refusal::Conflict(Conflict::OrderStatus(current)),
+            None => Refusal::Corrupt(format!("Corrupt order status in {d}")),
+        },
     })
 }
 

@@ -29,10 +29,8 @@ use super::codec::{
 };
 use super::error::MongoContext;
 use crate::domain::{EventType, Id, OutboxEvent, OutboxStatus};
-use crate::storage::{OutboxStore, StoreError, StoreResult};
-
-/// Longest `last_error` kept, in characters; relays may hand over whole error chains.
-const MAX_ERROR_CHARS: usize = 2000;
+use crate::storage::windows::MAX_ERROR_CHARS;
+use crate::storage::{Conflict, OutboxStore, StoreError, StoreResult};
 
 /// Candidates read per page while looking for claimable events, as a multiple of the limit.
 const PAGE_FACTOR: i64 = 4;
@@ -308,10 +306,12 @@ impl OutboxStore for MongoStore {
             .ctx("Failed to look up an outbox event")?;
         match current {
             None => Err(StoreError::NotFound),
-            Some(d) => Err(StoreError::Conflict(format!(
-                "status:{}",
-                d.get_str("status").unwrap_or("unknown")
-            ))),
+            Some(d) => match d.get_str("status").ok().and_then(OutboxStatus::parse) {
+                Some(current) => Err(Conflict::OutboxStatus(current).into()),
+                None => Err(StoreError::backend(anyhow::anyhow!(
+                    "Corrupt outbox status in {d}"
+                ))),
+            },
         }
     }
 

@@ -13,7 +13,10 @@ use super::codec::{
 };
 use super::error::{MongoContext, unique_violation};
 use crate::domain::{Id, Product, ProductPatch};
-use crate::storage::{ProductStore, StoreError, StoreResult};
+use crate::storage::{Conflict, ProductStore, StoreError, StoreResult, UniqueField};
+
+/// The unique index on `sku` and what a duplicate reports.
+const SKU_UNIQUE: &[(&str, Conflict)] = &[("sku", Conflict::Taken(UniqueField::Sku))];
 
 fn product_doc(p: &Product) -> Document {
     doc! {
@@ -74,7 +77,7 @@ impl ProductStore for MongoStore {
             .products
             .insert_one(product_doc(product))
             .await
-            .map_err(|e| unique_violation(e, &[("sku", "sku")], "Failed to insert a product"))?;
+            .map_err(|e| unique_violation(e, SKU_UNIQUE, "Failed to insert a product"))?;
         Ok(())
     }
 

@@ -11,7 +11,8 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Database, IndexModel};
 
 use super::names;
-use super::{ALLOW_STANDALONE_ENV, IDEMPOTENCY_RETENTION, MongoOptions};
+use super::{ALLOW_STANDALONE_ENV, MongoOptions};
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 
 /// The kind of deployment, from the server's `hello` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +207,7 @@ fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
             names::IDEMPOTENCY_KEYS,
             "idempotency_keys_ttl",
             doc! { "createdAt": 1 },
-            IDEMPOTENCY_RETENTION,
+            IDEMPOTENCY_WINDOW,
         ),
         ttl(
             names::INBOX,

@@ -24,11 +24,15 @@ use super::codec::{
 use super::error::{MongoContext, unique_violation};
 use crate::domain::{Email, Id, Role, User, Username};
 use crate::storage::{
-    RefreshGrant, RotateOutcome, SessionState, StoreError, StoreResult, TokenStore, UserStore,
+    Conflict, RefreshGrant, RotateOutcome, SessionState, StoreError, StoreResult, TokenStore,
+    UniqueField, UserStore,
 };
 
 /// Unique user fields and the index-name fragment that identifies each.
-const USER_UNIQUE: &[(&str, &str)] = &[("username", "username"), ("email", "email")];
+const USER_UNIQUE: &[(&str, Conflict)] = &[
+    ("username", Conflict::Taken(UniqueField::Username)),
+    ("email", Conflict::Taken(UniqueField::Email)),
+];
 
 fn user_doc(u: &User) -> Document {
     doc! {

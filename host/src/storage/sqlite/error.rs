@@ -1,5 +1,5 @@
 //! Turning SQLite errors and stored column values into the storage error type: uniqueness
-//! violations become `Conflict("<field>")`, everything else `Backend` with context; columns
+//! violations become a `Conflict` naming the field, everything else `Backend` with context; columns
 //! that do not decode (a corrupt id, time or JSON) become `Backend`, never a panic.
 
 use anyhow::anyhow;
@@ -8,22 +8,22 @@ use rusqlite::{ErrorCode, Row};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{Currency, Id};
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Conflict, StoreError, StoreResult, UniqueField};
 
-/// Unique columns and the field name a `Conflict` reports for them.
-const UNIQUE_FIELDS: &[(&str, &str)] = &[
-    ("users.email", "email"),
-    ("users.username", "username"),
-    ("products.sku", "sku"),
+/// Unique columns and the `Conflict` a violation of each reports.
+const UNIQUE_FIELDS: &[(&str, Conflict)] = &[
+    ("users.email", Conflict::Taken(UniqueField::Email)),
+    ("users.username", Conflict::Taken(UniqueField::Username)),
+    ("products.sku", Conflict::Taken(UniqueField::Sku)),
     (
         "idempotency_keys.user_id, idempotency_keys.key",
-        "idempotency-key",
+        Conflict::IdempotencyKeyTaken,
     ),
 ];
 
-/// Maps a rusqlite error: a UNIQUE or PRIMARY KEY violation → `Conflict` naming the field
-/// (`"email"`, `"username"`, `"sku"`, `"idempotency-key"`, or `"id"` for a repeated primary
-/// key); anything else → `Backend` with `context`.
+/// Maps a rusqlite error: a UNIQUE or PRIMARY KEY violation → the column's `Conflict`
+/// (`Taken(Id)` for a repeated primary key or a column not listed); anything else →
+/// `Backend` with `context`.
 pub fn map_sql_error(err: rusqlite::Error, context: &'static str) -> StoreError {
     if let rusqlite::Error::SqliteFailure(failure, Some(message)) = &err
         && failure.code == ErrorCode::ConstraintViolation
@@ -34,18 +34,12 @@ pub fn map_sql_error(err: rusqlite::Error, context: &'static str) -> StoreError 
             let columns = message
                 .strip_prefix("UNIQUE constraint failed: ")
                 .unwrap_or(message);
-            let field = UNIQUE_FIELDS
+            let conflict = UNIQUE_FIELDS
                 .iter()
                 .find(|(cols, _)| *cols == columns)
-                .map(|(_, field)| (*field).to_owned())
-                .unwrap_or_else(|| {
-                    if failure.extended_code == PRIMARY_KEY || columns.ends_with(".id") {
-                        "id".to_owned()
-                    } else {
-                        columns.to_owned()
-                    }
-                });
-            return StoreError::Conflict(field);
+                .map(|(_, conflict)| conflict.clone())
+                .unwrap_or(Conflict::Taken(UniqueField::Id));
+            return StoreError::Conflict(conflict);
         }
     }
     StoreError::Backend(anyhow::Error::new(err).context(context))
@@ -157,17 +151,23 @@ mod tests {
     fn unique_violations_name_the_field() {
         let err = violation("INSERT INTO users VALUES ('b', 'e', 'v')");
         assert!(
-            matches!(err, StoreError::Conflict(ref f) if f == "email"),
+            matches!(
+                err,
+                StoreError::Conflict(Conflict::Taken(UniqueField::Email))
+            ),
             "{err:?}"
         );
         let err = violation("INSERT INTO users VALUES ('b', 'f', 'u')");
         assert!(
-            matches!(err, StoreError::Conflict(ref f) if f == "username"),
+            matches!(
+                err,
+                StoreError::Conflict(Conflict::Taken(UniqueField::Username))
+            ),
             "{err:?}"
         );
         let err = violation("INSERT INTO users VALUES ('a', 'f', 'v')");
         assert!(
-            matches!(err, StoreError::Conflict(ref f) if f == "id"),
+            matches!(err, StoreError::Conflict(Conflict::Taken(UniqueField::Id))),
             "{err:?}"
         );
     }

@@ -16,11 +16,8 @@ use super::error::{
 };
 use super::outbox::{insert_event, republish_created};
 use crate::domain::{Id, Order, OrderStatus, OutboxEvent};
-use crate::storage::{IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult};
-
-/// How long an idempotency key stays taken. An older record with the same key is replaced by
-/// a new order (MongoDB expires them with a TTL index of the same length).
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
+use crate::storage::{Conflict, IdempotencyRecord, OrderStore, StockTake, StoreError, StoreResult};
 
 macro_rules! columns {
     () => {
@@ -119,9 +116,9 @@ fn open_orders_of(tx: &Transaction<'_>, user: Id) -> StoreResult<u64> {
     .map(|n| u64::try_from(n).unwrap_or(0))
 }
 
-/// Takes the key unless a record younger than [`IDEMPOTENCY_RETENTION`] holds it.
+/// Takes the key unless a record younger than [`IDEMPOTENCY_WINDOW`] holds it.
 fn insert_idempotency(tx: &Transaction<'_>, r: &IdempotencyRecord) -> StoreResult<()> {
-    let expired_before = r.created_at - IDEMPOTENCY_RETENTION;
+    let expired_before = r.created_at - IDEMPOTENCY_WINDOW;
     let taken = tx
         .prepare_cached(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, status, response_body, created_at)
@@ -143,7 +140,7 @@ fn insert_idempotency(tx: &Transaction<'_>, r: &IdempotencyRecord) -> StoreResul
         ])
         .ctx("Failed to record an idempotency key")?;
     if taken == 0 {
-        return Err(StoreError::Conflict("idempotency-key".into()));
+        return Err(Conflict::IdempotencyKeyTaken.into());
     }
     Ok(())
 }
@@ -200,10 +197,7 @@ pub(super) fn transition(
 ) -> StoreResult<Order> {
     let mut order = load_order(tx, id)?.ok_or(StoreError::NotFound)?;
     if !from.contains(&order.status) {
-        return Err(StoreError::Conflict(format!(
-            "status:{}",
-            order.status.as_str()
-        )));
+        return Err(Conflict::OrderStatus(order.status).into());
     }
     write_status(tx, id, to, at)?;
     order.mark(to, at);
@@ -234,7 +228,7 @@ impl OrderStore for SqliteStore {
                 if let Some(max) = max_open
                     && open_orders_of(tx, order.user_id)? >= u64::from(max)
                 {
-                    return Err(StoreError::Conflict("open-orders".to_owned()));
+                    return Err(Conflict::OpenOrders.into());
                 }
                 let short = take_stock(tx, &takes)?;
                 if !short.is_empty() {

@@ -19,10 +19,8 @@ use super::error::{
     SqlContext, get, get_id, get_json, get_opt_time, get_time, get_u32, micros, parse_enum, to_json,
 };
 use crate::domain::{EventType, Id, OutboxEvent, OutboxStatus};
-use crate::storage::{OutboxStore, StoreError, StoreResult};
-
-/// Longest `last_error` kept, in characters; relays may hand over whole error chains.
-const MAX_ERROR_CHARS: usize = 2000;
+use crate::storage::windows::MAX_ERROR_CHARS;
+use crate::storage::{Conflict, OutboxStore, StoreError, StoreResult};
 
 macro_rules! columns {
     () => {
@@ -237,10 +235,10 @@ impl OutboxStore for SqliteStore {
                     .query_row([id.to_hex()], |row| row.get(0))
                     .optional()
                     .ctx("Failed to look up an outbox event")?;
-                match status.as_deref() {
-                    None => return Err(StoreError::NotFound),
-                    Some("dead") => {}
-                    Some(other) => return Err(StoreError::Conflict(format!("status:{other}"))),
+                let status = status.ok_or(StoreError::NotFound)?;
+                match parse_enum(&status, "outbox status", OutboxStatus::parse)? {
+                    OutboxStatus::Dead => {}
+                    other => return Err(Conflict::OutboxStatus(other).into()),
                 }
                 tx.prepare_cached(
                     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2,

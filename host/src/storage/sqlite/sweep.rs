@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::SqliteStore;
 use super::error::{SqlContext, micros};
-use super::orders::IDEMPOTENCY_RETENTION;
 use crate::storage::StoreResult;
+use crate::storage::windows::IDEMPOTENCY_WINDOW;
 
 /// How often the sweep runs (and once at start).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
@@ -33,7 +33,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
         inbox_retention: Duration,
     ) -> StoreResult<Swept> {
-        let keys_before = micros(now - IDEMPOTENCY_RETENTION);
+        let keys_before = micros(now - IDEMPOTENCY_WINDOW);
         // A retention too long to subtract keeps every entry.
         let inbox_before = chrono::Duration::from_std(inbox_retention)
             .ok()

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use orderd::domain::{Id, Order, OrderStatus, OutboxStatus};
-use orderd::storage::{EmailClaim, Store, StoreError};
+use orderd::storage::{Conflict, EmailClaim, Store, StoreError};
 
 use super::{Harness, now, order_of, outbox_total, place, stock_of, stocked};
 
@@ -220,7 +220,10 @@ pub async fn only_a_failed_order_can_be_retried(h: &dyn Harness) {
     let err = store.retry_failed_order(order.id, t).await.unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "status:pending"),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))
+        ),
         "{err:?}"
     );
     assert_eq!(store.order(order.id).await.unwrap(), Some(order));

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use orderd::domain::{
-    Currency, Email, EventType, Id, Order, OrderItem, OrderStatus, OutboxEvent, OutboxStatus,
-    Product, Role, User, Username,
+    Currency, Email, Id, Order, OutboxEvent, OutboxStatus, Product, Role, User, Username,
 };
 use orderd::storage::{StockTake, Store};
+use orderd::testing::placement;
 
 /// A backend under test: a store on a fresh, empty database, and a way to open that same
 /// database again as a restarted process would.
@@ -177,54 +177,8 @@ pub async fn stocked(store: &Arc<dyn Store>, n: usize, stock: i64) -> Vec<Produc
 /// A pending order of `lines` (product, quantity) for `user_id`, its stock takes and its
 /// `order.created` event.
 pub fn order_of(user_id: Id, lines: &[(&Product, u32)]) -> (Order, Vec<StockTake>, OutboxEvent) {
-    let at = now();
-    let items: Vec<OrderItem> = lines
-        .iter()
-        .map(|(p, qty)| OrderItem {
-            product_id: p.id,
-            sku: p.sku.clone(),
-            name: p.name.clone(),
-            category: p.category.clone(),
-            unit_price: p.price,
-            quantity: *qty,
-            subtotal: p.price * i64::from(*qty),
-            tax: p.price * i64::from(*qty) * 18 / 100,
-        })
-        .collect();
-    let subtotal = items.iter().map(|i| i.subtotal).sum();
-    let tax_total = items.iter().map(|i| i.tax).sum();
-    let order = Order {
-        id: Id::new(),
-        user_id,
-        status: OrderStatus::Pending,
-        currency: inr(),
-        tax_lines: Vec::new(),
-        items,
-        subtotal,
-        tax_total,
-        total: subtotal + tax_total,
-        shipping_address: None,
-        created_at: at,
-        updated_at: at,
-        processing_at: None,
-        processed_at: None,
-        cancelled_at: None,
-        failed_at: None,
-    };
-    let takes = lines
-        .iter()
-        .map(|(p, qty)| StockTake {
-            product_id: p.id,
-            quantity: *qty,
-        })
-        .collect();
-    let event = OutboxEvent::new(
-        order.id,
-        EventType::OrderCreated,
-        serde_json::json!({"total": order.total}),
-        at,
-    );
-    (order, takes, event)
+    let p = placement(user_id, lines, 1800, now());
+    (p.order, p.takes, p.event)
 }
 
 /// Places an order of `lines` and returns it; panics if the store refuses.

@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use orderd::domain::{EventType, Id, OrderStatus, OutboxEvent, OutboxStatus};
-use orderd::storage::{IdempotencyRecord, StoreError};
+use orderd::storage::{Conflict, IdempotencyRecord, StoreError};
 
 use super::{Harness, now, order_of, order_total, outbox_total, place, stock_of, stocked, user};
 
@@ -108,7 +108,7 @@ pub async fn a_taken_idempotency_key_refuses_the_order_and_writes_nothing(h: &dy
         .unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "idempotency-key"),
+        matches!(err, StoreError::Conflict(Conflict::IdempotencyKeyTaken)),
         "{err:?}"
     );
     assert_eq!(stock_of(&store, tea.id).await, 9);
@@ -241,7 +241,10 @@ pub async fn a_transition_from_another_status_is_a_conflict_naming_the_current_o
         .unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "status:pending"),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Pending))
+        ),
         "{err:?}"
     );
     assert_eq!(store.order(order.id).await.unwrap(), Some(order));
@@ -300,7 +303,10 @@ pub async fn cancelling_restocks_and_writes_the_event_together(h: &dyn Harness) 
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "status:cancelled"),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OrderStatus(OrderStatus::Cancelled))
+        ),
         "{err:?}"
     );
     assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use orderd::domain::{EventType, Id, OrderStatus, OutboxEvent, OutboxStatus, Product};
-use orderd::storage::{Store, StoreError};
+use orderd::storage::{Conflict, Store, StoreError};
 
 use super::{Harness, now, order_of, place, stocked};
 
@@ -220,7 +220,13 @@ pub async fn failed_events_back_off_then_die_and_a_retry_revives_them(h: &dyn Ha
         (0, revived_at)
     );
     let err = store.retry_outbox(event.id, revived_at).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::OutboxStatus(OutboxStatus::Pending))
+        ),
+        "{err:?}"
+    );
     let err = store.retry_outbox(Id::new(), revived_at).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert_eq!(claim(&store, "relay", revived_at).await, vec![event.id]);

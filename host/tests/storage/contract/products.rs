@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use orderd::domain::{Id, ProductPatch};
-use orderd::storage::StoreError;
+use orderd::storage::{Conflict, StoreError, UniqueField};
 
 use super::{Harness, now, product, stocked, user};
 
@@ -58,7 +58,7 @@ pub async fn a_taken_sku_is_a_conflict_naming_the_sku(h: &dyn Harness) {
     let err = store.create_product(&twin).await.unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "sku"),
+        matches!(err, StoreError::Conflict(Conflict::Taken(UniqueField::Sku))),
         "{err:?}"
     );
     assert_eq!(store.product(twin.id).await.unwrap(), None);

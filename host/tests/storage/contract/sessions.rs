@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use orderd::domain::{Id, OrderStatus, Role};
-use orderd::storage::{RefreshGrant, RotateOutcome, StoreError};
+use orderd::storage::{Conflict, RefreshGrant, RotateOutcome, StoreError};
 
 use super::{Harness, now, order_of, order_total, outbox_total, place, stock_of, stocked, user};
 
@@ -181,7 +181,7 @@ pub async fn an_order_beyond_the_open_order_cap_is_refused_and_writes_nothing(h:
         .place_order_capped(&third, &takes, &event, None, Some(2))
         .await;
     assert!(
-        matches!(&refused, Err(StoreError::Conflict(what)) if what == "open-orders"),
+        matches!(&refused, Err(StoreError::Conflict(Conflict::OpenOrders))),
         "{refused:?}"
     );
     assert_eq!(order_total(&store).await, orders_before);

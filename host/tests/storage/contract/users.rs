@@ -1,7 +1,7 @@
 //! Users: creation, look-ups, uniqueness of e-mail and username, roles.
 
 use orderd::domain::{Id, Role, Username};
-use orderd::storage::StoreError;
+use orderd::storage::{Conflict, StoreError, UniqueField};
 
 use super::{Harness, user};
 
@@ -32,7 +32,10 @@ pub async fn a_taken_email_is_a_conflict_naming_the_email(h: &dyn Harness) {
     let err = store.create_user(&twin).await.unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "email"),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Taken(UniqueField::Email))
+        ),
         "{err:?}"
     );
     assert_eq!(store.user_by_id(twin.id).await.unwrap(), None);
@@ -48,7 +51,10 @@ pub async fn a_taken_username_is_a_conflict_naming_the_username(h: &dyn Harness)
     let err = store.create_user(&twin).await.unwrap_err();
 
     assert!(
-        matches!(err, StoreError::Conflict(ref f) if f == "username"),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Taken(UniqueField::Username))
+        ),
         "{err:?}"
     );
     assert_eq!(store.user_by_id(twin.id).await.unwrap(), None);
