@@ -11,6 +11,8 @@
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/bcrypt.rs"]
+mod support_bcrypt;
 #[path = "support/skip.rs"]
 mod support_skip;
 
@@ -28,24 +30,6 @@ use support_skip::{Need, service_env, skip};
 
 const TEST: &str = "migrate_node";
 const PASSWORD: &str = "node-era-password";
-
-/// A bcrypt hash of `password` by Python's `bcrypt` (cost 4), as the Node system stored it.
-fn python_bcrypt(python: &str, password: &str) -> String {
-    let output = Command::new(python)
-        .args([
-            "-c",
-            "import sys, bcrypt; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(4)).decode())",
-            password,
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 fn at(day: u32) -> BsonDateTime {
     BsonDateTime::from_chrono(
@@ -176,10 +160,10 @@ async fn node_users_products_and_orders_are_copied_once_with_their_ids_and_every
     let Some(uri) = service_env("ORDERD_TEST_NX27017_URI", TEST) else {
         return;
     };
-    let Ok(python) = std::env::var("ORDERD_TEST_PYTHON") else {
+    let Some(hash) = support_bcrypt::python_bcrypt(PASSWORD, "$2b$") else {
         return skip(TEST, Need::Service("ORDERD_TEST_PYTHON"));
     };
-    let node = node_data(&python_bcrypt(&python, PASSWORD));
+    let node = node_data(&hash);
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let db_name = format!("node_{}", ObjectId::new().to_hex());
     let db = client.database(&db_name);

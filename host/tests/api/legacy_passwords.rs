@@ -2,40 +2,18 @@
 //! as before and the hash is upgraded to argon2id in the same request. The hashes are made by
 //! an independent implementation (Python's `bcrypt`, from the test services' environment).
 
-use std::process::Command;
-
 use chrono::Utc;
 use orderd::domain::{Email, Id, Role, User, Username};
 use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, unique};
 
+#[path = "../support/bcrypt.rs"]
+mod support_bcrypt;
 #[path = "../support/skip.rs"]
 mod support_skip;
+use support_bcrypt::python_bcrypt;
 use support_skip::{Need, skip};
-
-/// A bcrypt hash of `password` made by Python's `bcrypt` (cost 4, fast), with its `$2b$`
-/// prefix swapped for `prefix` (`$2a$` and `$2y$` name the same algorithm); `None` when the
-/// test environment has no Python with `bcrypt`.
-fn python_bcrypt(password: &str, prefix: &str) -> Option<String> {
-    let python = std::env::var("ORDERD_TEST_PYTHON").ok()?;
-    let output = Command::new(python)
-        .args([
-            "-c",
-            "import sys, bcrypt; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(4)).decode())",
-            password,
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "python bcrypt failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let hash = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    assert!(hash.starts_with("$2b$"), "{hash}");
-    Some(format!("{prefix}{}", &hash[4..]))
-}
 
 async fn legacy_user(app: &crate::helpers::TestApp, hash: String) -> User {
     let username = unique("node");
