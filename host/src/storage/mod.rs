@@ -3,6 +3,7 @@
 //! backend type. The contract test suite (`contract`) runs the same checks against every
 //! backend.
 
+pub mod console;
 pub mod delivery;
 pub mod mongo;
 pub mod retention;
@@ -17,6 +18,7 @@ use crate::domain::{
     Id, Order, OrderStatus, OutboxEvent, OutboxStatus, Product, ProductPatch, Role, User,
 };
 
+pub use console::{ConsoleStore, EmailSent, EventTrail, OrderTotals};
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
 pub use retention::{Pruned, Retention, RetentionStore};
 
@@ -390,6 +392,7 @@ pub trait Store:
     + DeliveryStore
     + PluginStore
     + RetentionStore
+    + ConsoleStore
 {
     /// Cheap round trip proving the backend is reachable (readiness probe).
     async fn ping(&self) -> StoreResult<()>;
