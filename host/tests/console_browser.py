@@ -191,6 +191,7 @@ def main():
             assert console.finds(f'#timeline-steps li[data-kind="{kind}"]'), kind
         row = f'#order-results tr[data-order-id="{order["id"]}"]'
         assert customer_email in console.text(row), console.text(row)
+        driver.execute_script("document.querySelector('#orders').scrollIntoView()")
         console.shot("orders")
 
         step("its calls are counted for the new version")
@@ -219,7 +220,13 @@ def main():
         console.wait("the dead list empty", lambda: not console.finds(dead_row))
         console.wait("the chart", lambda: len(console.finds("#delivery-chart polyline")) == 3)
         console.wait("no dead events counted", lambda: console.text("#figure-outbox-dead") == "0")
+        driver.execute_script("document.querySelector('#delivery').scrollIntoView()")
         console.shot("delivery")
+
+        step("a reload keeps the admin signed in through the refresh cookie")
+        driver.refresh()
+        console.wait("the console again", lambda: console.visible("#console"))
+        console.wait("the rule cards again", lambda: len(console.finds(".card[data-slot]")) == 3)
 
         step("signing out ends the session")
         console.find("#signout").click()

@@ -45,6 +45,8 @@ async fn an_admin_steers_rules_and_delivery_from_the_console_in_chromium() {
 
     let screenshots =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    // Only this run's screenshots (a "failed" one would otherwise outlive its run).
+    let _ = std::fs::remove_dir_all(&screenshots);
     std::fs::create_dir_all(&screenshots).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser.py");
     let mut command = Command::new(python);

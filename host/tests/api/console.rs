@@ -37,6 +37,7 @@ async fn the_console_page_and_its_files_are_served_under_a_policy_forbidding_inl
     for (path, content_type) in [
         ("/console", "text/html; charset=utf-8"),
         ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/rules.js", "text/javascript; charset=utf-8"),
         ("/console/app.css", "text/css; charset=utf-8"),
     ] {
         let response = app.get(path, None).await;
@@ -48,6 +49,8 @@ async fn the_console_page_and_its_files_are_served_under_a_policy_forbidding_inl
         let body = response.text().await.unwrap();
         assert!(!body.is_empty(), "{path}");
     }
+    let unknown = app.get("/console/secrets.js", None).await;
+    assert_problem(unknown, 404, "not-found").await;
     let html = app.get("/console", None).await.text().await.unwrap();
     assert!(html.contains(r#"src="/console/app.js""#), "{html}");
     assert!(!CSP.contains("unsafe"), "no unsafe-inline or unsafe-eval");

@@ -10,11 +10,13 @@
 pub mod assets;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::OpenApi;
 
+use super::error::ApiError;
 use super::state::AppState;
 
 /// The console's Content-Security-Policy: nothing inline, nothing from another origin.
@@ -29,8 +31,7 @@ pub const PATH: &str = "/console";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(PATH, get(page))
-        .route("/console/app.js", get(script))
-        .route("/console/app.css", get(style))
+        .route("/console/{file}", get(file))
 }
 
 #[derive(OpenApi)]
@@ -47,12 +48,10 @@ pub async fn page() -> Response {
     asset(assets::INDEX_HTML, "text/html; charset=utf-8")
 }
 
-async fn script() -> Response {
-    asset(assets::APP_JS, "text/javascript; charset=utf-8")
-}
-
-async fn style() -> Response {
-    asset(assets::APP_CSS, "text/css; charset=utf-8")
+/// One of the page's scripts or its style sheet; any other name is a 404 problem.
+async fn file(Path(name): Path<String>) -> Result<Response, ApiError> {
+    let (content_type, body) = assets::file(&name).ok_or(ApiError::NotFound)?;
+    Ok(asset(body, content_type))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -86,7 +85,7 @@ mod tests {
     #[test]
     fn the_page_loads_only_its_own_script_and_style_and_nothing_inline() {
         let html = assets::INDEX_HTML;
-        assert!(html.contains(r#"<script src="/console/app.js" defer></script>"#));
+        assert!(html.contains(r#"<script type="module" src="/console/app.js"></script>"#));
         assert!(html.contains(r#"<link rel="stylesheet" href="/console/app.css">"#));
         assert_eq!(
             html.matches("<script").count(),
@@ -100,18 +99,25 @@ mod tests {
             !name.is_empty() && rest[name.len()..].starts_with('=')
         });
         assert!(!handler, "no inline event handler");
-        for text in [assets::INDEX_HTML, assets::APP_JS, assets::APP_CSS] {
+        let texts = std::iter::once(html).chain(assets::FILES.iter().map(|(_, _, body)| *body));
+        for text in texts {
             // The SVG namespace is a name, not a place anything is fetched from.
             let text = text.replace("http://www.w3.org/2000/svg", "");
             assert!(
                 !text.contains("http://") && !text.contains("https://"),
                 "no other origin"
             );
+            assert!(
+                !text.contains("eval(") && !text.contains("innerHTML"),
+                "text goes in as text"
+            );
         }
-        assert!(!assets::APP_JS.contains("eval("));
-        assert!(
-            !assets::APP_JS.contains("innerHTML"),
-            "text goes in as text"
-        );
+        // Every module a script imports is served.
+        for (_, _, body) in assets::FILES {
+            for import in body.split("from \"/console/").skip(1) {
+                let name = import.split('"').next().unwrap_or_default();
+                assert!(assets::file(name).is_some(), "{name} is served");
+            }
+        }
     }
 }
