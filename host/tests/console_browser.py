@@ -205,10 +205,19 @@ def main():
         console.wait("the built-in default again", lambda: console.text(f"{tax} .active-version") == default_sha)
         console.wait("the rollback's message",
                      lambda: "Rolled back to the built-in default" in console.text(f"{tax} .upload-message"))
+
+        step("run the flat tax as a shadow: a live order shows as a divergence")
+        console.find(f"{tax} .start-shadow").click()
+        console.wait("the shadow's counts", lambda: console.finds(f"{tax} .shadow-counts"))
         status, again = http("POST", "/api/orders",
                              {"items": [{"productId": os.environ["PRODUCT_ID"], "quantity": 1}]},
                              token=customer_token)
         assert status == 201 and again["taxTotal"] == 1800, (status, again)
+        console.wait("one divergence", lambda: "1 diverge" in console.text(f"{tax} .shadow-counts"))
+        assert "0 agree" in console.text(f"{tax} .shadow-counts"), console.text(f"{tax} .shadow-counts")
+        console.find(f"{tax} .stop-shadow").click()
+        console.wait("the shadow gone", lambda: not console.finds(f"{tax} .shadow-counts"))
+        assert console.text(f"{tax} .active-version") == default_sha, "a shadow never serves"
 
         step("retry a dead outbox event")
         console.find('a[href="#delivery"]').click()

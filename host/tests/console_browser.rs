@@ -2,9 +2,10 @@
 //! port with a fresh data directory, arranges an admin, a customer, a product and one dead
 //! outbox event, then runs `console_browser.py`: headless Chromium from Debian's packages,
 //! driven by Selenium from PyPI through the system chromedriver. The script signs in, dry-runs
-//! and uploads a tax plugin, sees an order taxed, processed and e-mailed, rolls back, retries
-//! the dead event and checks that a customer gets nothing; any error in the browser's console
-//! fails it. Screenshots land in `target/console-screenshots/` (ignored by git).
+//! and uploads a tax plugin, sees an order taxed, processed and e-mailed, rolls back, runs it
+//! as a shadow and sees a divergence, retries the dead event and checks that a customer gets
+//! nothing; any error in the browser's console fails it. Screenshots land in
+//! `target/console-screenshots/` (ignored by git).
 //!
 //! Needs `ORDERD_TEST_CHROMEDRIVER`, `ORDERD_TEST_CHROMIUM` and `ORDERD_TEST_PYTHON` (a Python
 //! with Selenium), which the README test command sets after installing what is missing.
