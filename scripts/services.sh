@@ -4,7 +4,8 @@
 #   * moto      — a real HTTP SQS API          → ORDERD_TEST_SQS_ENDPOINT=http://127.0.0.1:PORT
 #   * aiosmtpd  — SMTP into a Maildir           → ORDERD_TEST_SMTP=127.0.0.1:PORT, ORDERD_TEST_MAILDIR=DIR
 #   * nx-27017  — MongoDB wire protocol on SQLite → ORDERD_TEST_NX27017_URI=mongodb://127.0.0.1:PORT/
-#   * the venv's Python with `bcrypt` (the Node system's password hashes) → ORDERD_TEST_PYTHON
+#   * the venv's Python with `bcrypt` (the Node system's password hashes) and `selenium` (the
+#     console's browser test, driving the system chromedriver) → ORDERD_TEST_PYTHON
 #
 #   scripts/services.sh start   # start all, wait until they answer, write .services/env
 #   scripts/services.sh stop    # stop what `start` started
@@ -16,15 +17,16 @@ VENV="$ROOT/.venv-services"
 STATE="$ROOT/.services"
 ENV_FILE="$STATE/env"
 # bcrypt: an independent implementation that makes the Node system's password hashes in tests
-PACKAGES=('moto[server]==5.2.5' 'aiosmtpd==1.4.6' 'nx-27017==0.8.1' 'bcrypt==4.2.1')
+# selenium: drives Debian's chromium through /usr/bin/chromedriver in the console's browser test
+PACKAGES=('moto[server]==5.2.5' 'aiosmtpd==1.4.6' 'nx-27017==0.8.1' 'bcrypt==4.2.1' 'selenium==4.50.0')
 
 ensure_venv() {
     if [[ -x "$VENV/bin/moto_server" && -x "$VENV/bin/nx-27017" ]] \
-        && "$VENV/bin/python" -c 'import aiosmtpd, bcrypt' 2>/dev/null; then
+        && "$VENV/bin/python" -c 'import aiosmtpd, bcrypt, selenium' 2>/dev/null; then
         return
     fi
-    echo "creating $VENV (one time, about 20 s)"
-    python3 -m venv "$VENV"
+    echo "creating or completing $VENV (one time, about 20 s)"
+    [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 }
 

@@ -6,6 +6,9 @@
 # plugins and the host against them, runs schemathesis against a live orderd (time-bounded),
 # stops the services and lists every test that could not run here, with the reason.
 #
+# Chromium and its driver (Debian packages) are installed when missing, for the operator
+# console's browser test; Selenium comes with the services' virtual environment.
+#
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p orderd --test api`); the
 # schemathesis run is skipped when any are given. ORDERD_TEST_MONGODB_URI, when set to a real
 # MongoDB replica set, makes the tests that need one run instead of reporting themselves skipped.
@@ -19,6 +22,18 @@ if ! cargo component --version 2>/dev/null | grep -q "cargo-component-component 
     echo "==> installing cargo-component $CARGO_COMPONENT_VERSION (one time; it compiles from source and takes several minutes)"
     cargo install --locked "cargo-component@$CARGO_COMPONENT_VERSION"
 fi
+# The operator console's browser test (host/tests/console_browser.rs) drives Debian's headless
+# Chromium through its chromedriver; nothing downloads a browser. Installed once when missing.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver from Debian (one time; the console's browser test uses them)"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
+export ORDERD_TEST_CHROMIUM ORDERD_TEST_CHROMEDRIVER
+ORDERD_TEST_CHROMIUM="$(command -v chromium)"
+ORDERD_TEST_CHROMEDRIVER="$(command -v chromedriver)"
 # cargo-component builds for wasm32-wasip1 and adapts the module to a component.
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     echo "==> adding the wasm32-wasip1 target (cargo-component builds for it)"

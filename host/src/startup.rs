@@ -201,6 +201,7 @@ pub async fn build_state(
         order_committed: Arc::new(Notify::new()),
         delivery: Arc::new(DeliveryHealth::new(&delivery.names(), stale_after)),
         limits,
+        pipeline: Default::default(),
     })
 }
 
@@ -345,6 +346,15 @@ impl Application {
             settings.store.retention(),
             token.clone(),
         ));
+        // The operator console's pipeline chart (service::pipeline_history).
+        if self.roles.contains(ProcessRole::Api) {
+            tasks.push(crate::service::pipeline_history::spawn_sampler(
+                self.state.pipeline.clone(),
+                self.state.store.clone(),
+                self.state.delivery.clone(),
+                token.clone(),
+            ));
+        }
         // Plugin convergence (service::plugin_sync): follow the store's active plugin versions,
         // woken on a replica set as soon as any instance changes an active pointer.
         let plugins_changed = Arc::new(Notify::new());

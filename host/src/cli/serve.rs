@@ -135,10 +135,18 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<()> {
 }
 
 fn print_demo_usage(port: u16) {
+    println!("{}", demo_usage(port));
+}
+
+/// What `serve --demo` prints once it is ready.
+fn demo_usage(port: u16) -> String {
     let base = format!("http://127.0.0.1:{port}");
-    println!(
+    format!(
         r#"
 orderd demo is running on {base}
+
+  # the operator console: open it in a browser, sign in as the demo admin
+  {base}/console
 
   # sign in as the demo admin ({DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD})
   TOKEN=$(curl -s {base}/api/auth/login -H 'content-type: application/json' \
@@ -158,5 +166,20 @@ orderd demo is running on {base}
   # the API description
   curl -s {base}/openapi.json
 "#
-    );
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_names_the_console_url_and_its_sign_in() {
+        let usage = demo_usage(8123);
+        assert!(
+            usage.contains("\n  http://127.0.0.1:8123/console\n"),
+            "{usage}"
+        );
+        assert!(usage.contains(DEMO_ADMIN_EMAIL) && usage.contains(DEMO_ADMIN_PASSWORD));
+    }
 }

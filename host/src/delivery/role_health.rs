@@ -193,6 +193,9 @@ pub struct DeliveryHealth {
     /// Messages in the queue (visible and in flight), as the consumer of this process last
     /// sampled them; `None` when no consumer runs here. The api role paces order intake on it.
     backlog: std::sync::atomic::AtomicI64,
+    /// Messages in the dead-letter queue, as the consumer of this process last sampled them
+    /// (about once a second); `-1` when not sampled here (the operator console shows it).
+    dead_lettered: std::sync::atomic::AtomicI64,
 }
 
 impl DeliveryHealth {
@@ -205,6 +208,7 @@ impl DeliveryHealth {
                 .collect(),
             stale_after,
             backlog: std::sync::atomic::AtomicI64::new(-1),
+            dead_lettered: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -217,6 +221,18 @@ impl DeliveryHealth {
     /// The last sampled queue backlog; `None` when no consumer of this process samples it.
     pub fn backlog(&self) -> Option<u64> {
         u64::try_from(self.backlog.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Records the dead-letter queue's depth as just sampled.
+    pub fn set_dead_lettered(&self, messages: u64) {
+        let value = i64::try_from(messages).unwrap_or(i64::MAX);
+        self.dead_lettered.store(value, Ordering::Relaxed);
+    }
+
+    /// The last sampled dead-letter queue depth; `None` when no consumer of this process
+    /// samples it, or its queue has no dead-letter queue.
+    pub fn dead_lettered(&self) -> Option<u64> {
+        u64::try_from(self.dead_lettered.load(Ordering::Relaxed)).ok()
     }
 
     /// The handle of role `name`, if this process runs it.

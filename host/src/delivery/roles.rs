@@ -251,6 +251,13 @@ async fn sample_backlog(
         if let Ok(depth) = queue.depth().await {
             health.set_backlog(depth.visible + depth.in_flight);
         }
+        // The dead-letter count is for people (the operator console): once a second.
+        if ticks.is_multiple_of(20)
+            && let Some(dlq) = queue.dead_letter_queue()
+            && let Ok(depth) = dlq.depth().await
+        {
+            health.set_dead_lettered(depth.visible + depth.in_flight);
+        }
     }
 }
 

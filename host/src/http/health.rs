@@ -55,6 +55,7 @@ pub async fn health() -> Json<Health> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     record_outbox_backlog(&state).await;
+    state.plugins.publish_call_window();
     (
         [(
             header::CONTENT_TYPE,

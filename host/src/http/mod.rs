@@ -12,12 +12,16 @@
 //!    ([`admission`]: 503 `overloaded` with `Retry-After` when too many order writes are in
 //!    flight).
 
+pub mod admin_delivery;
+pub mod admin_orders;
 pub mod admin_outbox;
+pub mod admin_plugin_stats;
 pub mod admin_plugin_trials;
 pub mod admin_plugins;
 pub mod admission;
 pub mod auth;
 pub mod client_ip;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -63,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_plugins::router())
         .merge(admin_plugin_trials::router())
         .merge(admin_outbox::router())
+        .merge(admin_plugin_stats::router())
+        .merge(admin_delivery::router())
+        .merge(admin_orders::router())
+        .merge(console::router())
         .merge(health::router(true));
     finish(routes, state)
 }

@@ -70,6 +70,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::admin_plugins::AdminPluginsApi::openapi());
     doc.merge(super::admin_plugin_trials::AdminPluginTrialsApi::openapi());
     doc.merge(super::admin_outbox::AdminOutboxApi::openapi());
+    doc.merge(super::admin_plugin_stats::AdminPluginStatsApi::openapi());
+    doc.merge(super::admin_delivery::AdminDeliveryApi::openapi());
+    doc.merge(super::admin_orders::AdminOrdersApi::openapi());
+    doc.merge(super::console::ConsoleApi::openapi());
     doc.merge(super::health::HealthApi::openapi());
     doc.merge(DocumentApi::openapi());
     doc

@@ -13,6 +13,7 @@ use crate::delivery::DeliveryHealth;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::Limits;
 use crate::plugins::PluginRuntime;
+use crate::service::pipeline_history::PipelineHistory;
 use crate::storage::Store;
 
 /// Shared state of the HTTP layer. Cloning is cheap (a handful of `Arc`s).
@@ -38,6 +39,8 @@ pub struct AppState {
     pub delivery: Arc<DeliveryHealth>,
     /// Abuse limits kept in memory: client addresses, failed logins, order writes per user.
     pub limits: Arc<Limits>,
+    /// The last minutes of the order pipeline, sampled by the api role for the console.
+    pub pipeline: Arc<PipelineHistory>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -83,6 +83,8 @@ pub struct Failure {
 pub struct CallStats {
     /// Fuel the call consumed, when fuel metering is on.
     pub fuel_consumed: Option<u64>,
+    /// Wall-clock time of the call: store, instantiation, the export and the output checks.
+    pub duration: std::time::Duration,
 }
 
 /// The size of `value` serialized as JSON, counted without keeping the bytes.
@@ -166,8 +168,9 @@ pub async fn invoke(
     };
     metrics::counter!("plugin_calls_total", "slot" => slot.as_str(), "version" => version.clone(), "outcome" => outcome)
         .increment(1);
+    stats.duration = started.elapsed();
     metrics::histogram!("plugin_call_duration_seconds", "slot" => slot.as_str(), "version" => version)
-        .record(started.elapsed().as_secs_f64());
+        .record(stats.duration.as_secs_f64());
     (result, stats)
 }
 

@@ -9,7 +9,7 @@
 //! compiled, checked against the slot's world and smoke-tested before they are swapped in.
 //!
 //! Modules: `engine` (engine, linker, epoch ticker), `bindings` (the only `bindgen!`),
-//! `slot` (slots and versions), `store` + `stderr` (the per-call sandbox), `call` (one call),
+//! `slot` (slots and versions), `store` + `stderr` (the per-call sandbox), `call` (one call), `call_window` (live calls per version over the last minutes),
 //! `checks` (output checks), `loader` + `cache` (compiling candidates), `runtime` (the public
 //! handle and failure policies), `watcher` (hot reload), `native` (the same rules compiled
 //! natively, for comparison), `fixtures` (smoke-test inputs), `embedded` (built-in defaults),
@@ -20,6 +20,7 @@
 mod bindings;
 mod cache;
 mod call;
+mod call_window;
 mod checks;
 mod contract;
 mod dry_run;
@@ -40,6 +41,7 @@ pub mod template;
 mod watcher;
 
 pub use call::{CallStats, PluginInput, PluginOutput};
+pub use call_window::{VersionWindow, WINDOW_MINUTES};
 pub use checks::{
     MAX_CODE_LEN, MAX_HTML_BYTES, MAX_MESSAGE_BYTES, MAX_RATE_NAME_BYTES, MAX_SUBJECT_BYTES,
     MAX_TAX_LINES_PER_ITEM, MAX_TEXT_BYTES, MAX_VIOLATIONS,

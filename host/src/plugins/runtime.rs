@@ -18,6 +18,7 @@ use wasmtime::component::Linker;
 
 use super::cache::ArtifactCache;
 use super::call::{CallStats, Failure, Limits, PluginInput, PluginOutput, invoke};
+use super::call_window::{CallWindow, VersionWindow};
 use super::contract::{FailurePolicy, PluginSource, Slot};
 use super::embedded::default_component;
 use super::engine::{build_engine, build_linker};
@@ -64,6 +65,8 @@ struct Inner {
     recorder: Recorder,
     /// The shadow candidate of each slot, if any, indexed by [`Slot::index`].
     shadows: [ArcSwapOption<Shadow>; 3],
+    /// Live calls per slot and version over the last minutes.
+    window: CallWindow,
 }
 
 /// A version compiled, checked and smoke-tested for a slot, not yet serving
@@ -117,6 +120,7 @@ impl PluginRuntime {
         let inner = Inner {
             recorder,
             shadows: Default::default(),
+            window: CallWindow::default(),
             engine,
             linker,
             settings,
@@ -225,9 +229,15 @@ impl PluginRuntime {
             )
             .increment(1);
             log_failure(slot, &active, &failure);
+            self.inner
+                .window
+                .record(slot, active.version(), None, false);
             return Err(self.fail(slot, &active, failure));
         }
         let (result, stats) = self.invoke(slot, &active, &input).await;
+        self.inner
+            .window
+            .record(slot, active.version(), Some(stats.duration), result.is_ok());
         let failure = match result {
             Ok(out) => {
                 self.shadow_call(slot, &input, &out);
@@ -241,7 +251,14 @@ impl PluginRuntime {
         log_failure(slot, &active, &failure);
         if active.policy == FailurePolicy::Fallback && failure.kind.is_plugin_fault() {
             for candidate in self.fallbacks(state, &active) {
-                match self.invoke(slot, &candidate, &input).await {
+                let (result, stats) = self.invoke(slot, &candidate, &input).await;
+                self.inner.window.record(
+                    slot,
+                    candidate.version(),
+                    Some(stats.duration),
+                    result.is_ok(),
+                );
+                match (result, stats) {
                     (Ok(out), stats) => {
                         state.errors.fetch_add(1, Ordering::Relaxed);
                         state.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -479,6 +496,17 @@ impl PluginRuntime {
             .into_iter()
             .map(|slot| SlotStatus::of(slot, self.slot(slot)))
             .collect()
+    }
+
+    /// Live calls per slot and version over the last
+    /// [`WINDOW_MINUTES`](super::WINDOW_MINUTES) minutes.
+    pub fn call_window(&self) -> Vec<VersionWindow> {
+        self.inner.window.snapshot()
+    }
+
+    /// Refreshes the `/metrics` gauges of [`PluginRuntime::call_window`].
+    pub fn publish_call_window(&self) {
+        self.inner.window.publish();
     }
 
     /// The status of one slot.

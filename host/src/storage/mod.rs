@@ -4,6 +4,7 @@
 //! backend.
 
 pub mod conflict;
+pub mod console;
 pub mod delivery;
 pub mod import;
 pub mod mongo;
@@ -21,6 +22,7 @@ use crate::domain::{
 };
 
 pub use conflict::{Conflict, UniqueField};
+pub use console::{ConsoleStore, EmailSent, EventTrail, OrderTotals};
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
 pub use import::ImportStore;
 pub use retention::{Pruned, Retention, RetentionStore};
@@ -395,6 +397,7 @@ pub trait Store:
     + PluginStore
     + RetentionStore
     + ImportStore
+    + ConsoleStore
 {
     /// Cheap round trip proving the backend is reachable (readiness probe).
     async fn ping(&self) -> StoreResult<()>;

@@ -7,6 +7,7 @@ mod admin_plugins;
 mod auth;
 mod auth_abuse;
 mod cli;
+mod console;
 mod email_addresses;
 mod errors;
 mod health;

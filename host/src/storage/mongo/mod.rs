@@ -11,6 +11,7 @@
 //! stream wake-ups for the relay and the plugin sync are in `watch.rs`.
 
 mod codec;
+mod console;
 mod delivery;
 mod error;
 mod import;

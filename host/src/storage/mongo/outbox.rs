@@ -60,7 +60,7 @@ pub(super) fn event_doc(e: &OutboxEvent, order_seq: i64) -> StoreResult<Document
     })
 }
 
-fn event_from_doc(d: &Document) -> StoreResult<OutboxEvent> {
+pub(super) fn event_from_doc(d: &Document) -> StoreResult<OutboxEvent> {
     Ok(OutboxEvent {
         id: get_id(d, "_id")?,
         order_id: get_id(d, "orderId")?,
@@ -117,7 +117,7 @@ impl MongoStore {
         Ok(first)
     }
 
-    async fn find_events(
+    pub(super) async fn find_events(
         &self,
         filter: Document,
         limit: i64,

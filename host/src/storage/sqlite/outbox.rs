@@ -48,6 +48,16 @@ fn event_from_row(row: &Row<'_>) -> StoreResult<(i64, OutboxEvent)> {
     Ok((get(row, "seq")?, event))
 }
 
+/// The events of `order_id`, in write order (the operator console's order trail).
+pub(super) fn events_of_order(conn: &Connection, order_id: Id) -> StoreResult<Vec<OutboxEvent>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM outbox WHERE order_id = ?1 ORDER BY seq"
+    );
+    query_events(conn, SQL, [order_id.to_hex()])
+}
+
 fn query_events(
     conn: &Connection,
     sql: &str,
