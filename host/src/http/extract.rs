@@ -112,6 +112,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 &path,
                 &strip_position(&inner.to_string()),
             )]),
+            // Inside a document that parsed this far, "trailing characters" is an array with
+            // more elements than the value it fills (serde also reads a struct from an array
+            // of its fields); characters after the document are caught by `de.end()` below.
+            serde_json::error::Category::Syntax
+                if inner.to_string().starts_with("trailing characters") =>
+            {
+                let at = if path.is_empty() || path == "." {
+                    "body"
+                } else {
+                    &path
+                };
+                ApiError::Validation(vec![FieldError::new(
+                    at,
+                    "invalid-length",
+                    "has more elements than expected",
+                )])
+            }
             _ => ApiError::MalformedJson(strip_position(&inner.to_string())),
         }
     })?;
@@ -435,6 +452,12 @@ mod tests {
         );
         let (status, e) = first_error("[]");
         assert_eq!((status, e.field.as_str()), (422, "body"));
+        // A line written as an array with an element too many is valid JSON: 422, not 400.
+        let (status, e) = first_error(r#"{"name": "a", "items": [[2, null]]}"#);
+        assert_eq!(
+            (status, e.field.as_str(), e.code.as_str()),
+            (422, "items[0]", "invalid-length")
+        );
     }
 
     #[test]
