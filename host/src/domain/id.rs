@@ -31,6 +31,15 @@ impl Id {
         })
     }
 
+    /// The smallest id made during the second `at` falls in: ids made at or after that second
+    /// sort at or after it, so a time window of orders is a range of ids.
+    pub fn first_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        let seconds = u32::try_from(at.timestamp().max(0)).unwrap_or(u32::MAX);
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+        Self::from_bytes(bytes)
+    }
+
     pub fn from_bytes(bytes: [u8; 12]) -> Self {
         Self(bson::oid::ObjectId::from_bytes(bytes))
     }

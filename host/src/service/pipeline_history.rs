@@ -1,10 +1,12 @@
 //! A short history of the order pipeline for the operator console's live chart: every
-//! [`SAMPLE_EVERY`] the api role samples the store's order totals and outbox counts and the
-//! queue figures this process knows, and keeps the last [`KEPT_SAMPLES`] (ten minutes), so a
-//! page opened now shows the minutes before it.
+//! [`SAMPLE_EVERY`] the api role counts the orders placed and processed since its last sample,
+//! the outbox counts and the queue figures this process knows, and keeps the last
+//! [`KEPT_SAMPLES`] (ten minutes), so a page opened now shows the minutes before it.
 //!
-//! Rates come from the store's running totals, so they count every instance's orders, not only
-//! this process's.
+//! Rates come from the store, so they count every instance's orders, not only this process's.
+//! Each sample counts a window of whole seconds ending a second before it is taken, so that
+//! orders committed just after the moment their id was made are not missed; consecutive
+//! windows meet exactly, so no order is counted twice.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::delivery::DeliveryHealth;
 use crate::domain::OutboxStatus;
-use crate::storage::{OrderTotals, Store, StoreResult};
+use crate::storage::{OrderCounts, Store, StoreResult};
 
 /// Time between two samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(3);
@@ -32,10 +34,9 @@ pub struct PipelineSample {
     pub accepted_per_sec: f64,
     /// Orders that reached `processed` per second since the previous sample.
     pub processed_per_sec: f64,
-    /// Orders ever committed.
-    pub placed_total: u64,
-    /// Orders ever processed.
-    pub processed_total: u64,
+    /// The end of the counted window (whole seconds); the next sample counts from here.
+    #[serde(skip)]
+    pub counted_to: DateTime<Utc>,
     /// Outbox events waiting to be published.
     pub outbox_pending: u64,
     /// Outbox events the relay gave up on.
@@ -74,14 +75,19 @@ impl PipelineHistory {
         store: &dyn Store,
         delivery: &DeliveryHealth,
     ) -> StoreResult<PipelineSample> {
-        let (totals, pending, dead) = futures::try_join!(
-            store.order_totals(),
+        let now = crate::http::now();
+        let to = counted_to(now);
+        // The first sample has no window behind it: it starts the count.
+        let from = self.latest().map_or(to, |prev| prev.counted_to.min(to));
+        let (counts, pending, dead) = futures::try_join!(
+            store.order_counts(from, to),
             store.count_outbox(OutboxStatus::Pending),
             store.count_outbox(OutboxStatus::Dead),
         )?;
         let sample = self.push(
-            crate::http::now(),
-            totals,
+            now,
+            (from, to),
+            counts,
             pending,
             dead,
             delivery.backlog(),
@@ -90,39 +96,32 @@ impl PipelineHistory {
         Ok(sample)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &self,
         at: DateTime<Utc>,
-        totals: OrderTotals,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        counts: OrderCounts,
         outbox_pending: u64,
         outbox_dead: u64,
         queue_backlog: Option<u64>,
         dead_lettered: Option<u64>,
     ) -> PipelineSample {
         let mut samples = self.lock();
-        let rate = |now: u64, before: u64, secs: f64| {
-            if secs > 0.0 {
-                now.saturating_sub(before) as f64 / secs
+        let secs = (to - from).num_seconds();
+        let rate = |n: u64| {
+            if secs > 0 {
+                n as f64 / secs as f64
             } else {
                 0.0
             }
         };
-        let (accepted_per_sec, processed_per_sec) = match samples.back() {
-            Some(prev) => {
-                let secs = (at - prev.at).num_milliseconds() as f64 / 1000.0;
-                (
-                    rate(totals.placed, prev.placed_total, secs),
-                    rate(totals.processed, prev.processed_total, secs),
-                )
-            }
-            None => (0.0, 0.0),
-        };
+        let (accepted_per_sec, processed_per_sec) = (rate(counts.placed), rate(counts.processed));
         let sample = PipelineSample {
             at,
             accepted_per_sec,
             processed_per_sec,
-            placed_total: totals.placed,
-            processed_total: totals.processed,
+            counted_to: to,
             outbox_pending,
             outbox_dead,
             queue_backlog,
@@ -134,6 +133,12 @@ impl PipelineHistory {
         }
         sample
     }
+}
+
+/// The end of the window a sample taken at `now` counts: the start of the second before.
+fn counted_to(now: DateTime<Utc>) -> DateTime<Utc> {
+    let second = now.timestamp() - 1;
+    DateTime::from_timestamp(second, 0).unwrap_or(now)
 }
 
 /// Samples into `history` every [`SAMPLE_EVERY`] until `shutdown`; a failed sample is logged
@@ -163,37 +168,62 @@ pub fn spawn_sampler(
 mod tests {
     use super::*;
 
-    fn totals(placed: u64, processed: u64) -> OrderTotals {
-        OrderTotals { placed, processed }
+    fn counts(placed: u64, processed: u64) -> OrderCounts {
+        OrderCounts { placed, processed }
+    }
+
+    fn second(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_000_000 + n, 0).unwrap()
     }
 
     #[test]
-    fn rates_are_the_growth_of_the_totals_per_second_between_samples() {
+    fn rates_are_the_orders_of_the_window_per_second() {
         let history = PipelineHistory::default();
-        let t0 = DateTime::<Utc>::from_timestamp(1_000_000, 0).unwrap();
-        let first = history.push(t0, totals(10, 4), 6, 1, Some(3), None);
+        let first = history.push(
+            second(0),
+            (second(-1), second(-1)),
+            counts(0, 0),
+            6,
+            1,
+            Some(3),
+            None,
+        );
         assert_eq!(
             (first.accepted_per_sec, first.processed_per_sec),
             (0.0, 0.0)
         );
-        let later = t0 + chrono::Duration::milliseconds(2_500);
-        let second = history.push(later, totals(20, 9), 2, 1, Some(0), Some(1));
+        let later = history.push(
+            second(3),
+            (second(-1), second(2)),
+            counts(12, 6),
+            2,
+            1,
+            Some(0),
+            Some(1),
+        );
         assert_eq!(
-            (second.accepted_per_sec, second.processed_per_sec),
+            (later.accepted_per_sec, later.processed_per_sec),
             (4.0, 2.0)
         );
-        assert_eq!(history.samples(), vec![first, second.clone()]);
-        assert_eq!(history.latest(), Some(second));
+        assert_eq!(later.counted_to, second(2));
+        assert_eq!(history.samples(), vec![first, later.clone()]);
+        assert_eq!(history.latest(), Some(later));
+    }
+
+    #[test]
+    fn a_sample_counts_up_to_the_start_of_the_second_before_it() {
+        let now = DateTime::from_timestamp(1_000_000, 700_000_000).unwrap();
+        assert_eq!(counted_to(now), second(-1));
     }
 
     #[test]
     fn only_the_newest_samples_are_kept() {
         let history = PipelineHistory::default();
-        let t0 = DateTime::<Utc>::from_timestamp(1_000_000, 0).unwrap();
         for i in 0..(KEPT_SAMPLES as i64 + 5) {
             history.push(
-                t0 + chrono::Duration::seconds(i),
-                totals(i as u64, 0),
+                second(i),
+                (second(i - 1), second(i)),
+                counts(i as u64, 0),
                 0,
                 0,
                 None,
@@ -202,6 +232,6 @@ mod tests {
         }
         let samples = history.samples();
         assert_eq!(samples.len(), KEPT_SAMPLES);
-        assert_eq!(samples[0].placed_total, 5);
+        assert_eq!(samples[0].accepted_per_sec, 5.0);
     }
 }

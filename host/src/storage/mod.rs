@@ -22,7 +22,7 @@ use crate::domain::{
 };
 
 pub use conflict::{Conflict, UniqueField};
-pub use console::{ConsoleStore, EmailSent, EventTrail, OrderTotals};
+pub use console::{ConsoleStore, EmailSent, EventTrail, OrderCounts};
 pub use delivery::{DeliveryFinish, DeliveryStart, DeliveryStore, Finish, Started};
 pub use import::ImportStore;
 pub use retention::{Pruned, Retention, RetentionStore};

@@ -1,15 +1,17 @@
-//! The operator console's reads on MongoDB: pipeline totals and an order's trail.
+//! The operator console's reads on MongoDB: orders placed and processed in a window, and an
+//! order's trail.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::bson::{Bson, doc};
+use mongodb::bson::doc;
 
 use super::MongoStore;
-use super::codec::{get_id, get_opt_str, get_opt_time, oid, oids};
+use super::codec::{date, get_id, get_opt_str, get_opt_time, oid, oids};
 use super::error::MongoContext;
 use super::outbox::event_from_doc;
 use crate::domain::Id;
-use crate::storage::{ConsoleStore, EmailSent, EventTrail, OrderTotals, StoreResult};
+use crate::storage::{ConsoleStore, EmailSent, EventTrail, OrderCounts, StoreResult};
 
 /// Most events one order's trail reads (an order has a created event, perhaps a cancelled
 /// one; retries re-use the created event).
@@ -17,20 +19,25 @@ const MAX_TRAIL_EVENTS: i64 = 100;
 
 #[async_trait]
 impl ConsoleStore for MongoStore {
-    async fn order_totals(&self) -> StoreResult<OrderTotals> {
+    async fn order_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<OrderCounts> {
+        let ids = doc! { "$gte": oid(Id::first_at(from)), "$lt": oid(Id::first_at(to)) };
         let placed = self
             .c
             .orders
-            .count_documents(doc! {})
+            .count_documents(doc! { "_id": ids })
             .await
-            .ctx("Failed to count orders")?;
+            .ctx("Failed to count the orders placed in a window")?;
         let processed = self
             .c
             .orders
-            .count_documents(doc! { "processedAt": { "$ne": Bson::Null } })
+            .count_documents(doc! { "processedAt": { "$gte": date(from), "$lt": date(to) } })
             .await
-            .ctx("Failed to count processed orders")?;
-        Ok(OrderTotals { placed, processed })
+            .ctx("Failed to count the orders processed in a window")?;
+        Ok(OrderCounts { placed, processed })
     }
 
     async fn order_trail(&self, order_id: Id) -> StoreResult<Vec<EventTrail>> {

@@ -187,6 +187,12 @@ fn index_specs(options: &MongoOptions) -> Vec<IndexSpec> {
             "orders_by_status_created",
             doc! { "status": 1, "_id": -1 },
         ),
+        // Orders processed in a time window, counted for the operator console's chart.
+        index(
+            names::ORDERS,
+            "orders_by_processed_at",
+            doc! { "processedAt": 1 },
+        ),
         // A customer's open (pending, processing) orders, counted for the open-order cap.
         index(
             names::ORDERS,

@@ -1,27 +1,38 @@
-//! The operator console's reads on SQLite: pipeline totals and an order's trail.
+//! The operator console's reads on SQLite: orders placed and processed in a window, and an
+//! order's trail.
 
 use async_trait::async_trait;
-use rusqlite::OptionalExtension;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use super::error::{SqlContext, time_from_micros};
+use super::error::{SqlContext, micros, time_from_micros};
 use super::outbox::events_of_order;
 use crate::domain::Id;
-use crate::storage::{ConsoleStore, EmailSent, EventTrail, OrderTotals, StoreError, StoreResult};
+use crate::storage::{ConsoleStore, EmailSent, EventTrail, OrderCounts, StoreError, StoreResult};
 
 #[async_trait]
 impl ConsoleStore for SqliteStore {
-    /// One scan of `orders` (no index covers `processed_at`); the host samples it every few
-    /// seconds, not per request.
-    async fn order_totals(&self) -> StoreResult<OrderTotals> {
+    async fn order_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<OrderCounts> {
+        let ids = (Id::first_at(from).to_hex(), Id::first_at(to).to_hex());
         self.db
-            .read(|conn| {
+            .read(move |conn| {
                 let (placed, processed): (i64, i64) = conn
-                    .prepare_cached("SELECT COUNT(*), COUNT(processed_at) FROM orders")
-                    .ctx("Failed to prepare the order totals")?
-                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .prepare_cached(
+                        "SELECT (SELECT COUNT(*) FROM orders WHERE id >= ?1 AND id < ?2),
+                                (SELECT COUNT(*) FROM orders
+                                 WHERE processed_at >= ?3 AND processed_at < ?4)",
+                    )
+                    .ctx("Failed to prepare the order counts")?
+                    .query_row(params![ids.0, ids.1, micros(from), micros(to)], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .ctx("Failed to count orders")?;
-                Ok(OrderTotals {
+                Ok(OrderCounts {
                     placed: u64::try_from(placed).unwrap_or(0),
                     processed: u64::try_from(processed).unwrap_or(0),
                 })

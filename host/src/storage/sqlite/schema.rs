@@ -12,7 +12,13 @@
 pub const COMPONENT: &str = "store";
 
 /// Migration steps; step `i` is schema version `i + 1`.
-pub const STEPS: &[&str] = &[V1, V2, V3_SESSIONS_AND_LIMITS, V4_RETENTION];
+pub const STEPS: &[&str] = &[
+    V1,
+    V2,
+    V3_SESSIONS_AND_LIMITS,
+    V4_RETENTION,
+    V5_PROCESSED_AT,
+];
 
 const V1: &str = r#"
 CREATE TABLE users (
@@ -171,4 +177,10 @@ const V4_RETENTION: &str = r#"
 CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_at);
 CREATE INDEX outbox_published ON outbox (published_at) WHERE status = 'published';
 CREATE INDEX email_sends_by_sent_at ON email_sends (sent_at);
+"#;
+
+/// Version 5, the operator console's chart (`storage::console`): orders processed in a time
+/// window are a range of this index (orders placed in one are a range of ids).
+const V5_PROCESSED_AT: &str = r#"
+CREATE INDEX orders_by_processed_at ON orders (processed_at) WHERE processed_at IS NOT NULL;
 "#;

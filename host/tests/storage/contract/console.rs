@@ -3,31 +3,37 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{Duration, SubsecRound};
 use orderd::domain::{EventType, Id, OrderStatus, OutboxEvent, OutboxStatus};
-use orderd::storage::{EmailClaim, OrderTotals};
+use orderd::storage::{EmailClaim, OrderCounts};
 
 use super::{Harness, now, order_of, place, stocked};
 
-pub async fn the_order_totals_count_every_placed_order_and_every_order_ever_processed(
-    h: &dyn Harness,
-) {
+pub async fn order_counts_are_the_orders_placed_and_processed_in_the_window(h: &dyn Harness) {
     let store = h.store();
-    assert_eq!(store.order_totals().await.unwrap(), OrderTotals::default());
+    let second = |t: chrono::DateTime<chrono::Utc>| t.trunc_subsecs(0);
+    let base = second(now());
+    let (from, to) = (base - Duration::seconds(10), base + Duration::seconds(10));
+    assert_eq!(
+        store.order_counts(from, to).await.unwrap(),
+        OrderCounts::default()
+    );
     let tea = stocked(&store, 1, 100).await.remove(0);
     let buyer = Id::new();
-    let t = now();
-    // Written in their final states, so that no backend needs a transition to get there: two
-    // pending, one processed, one processed and later cancelled, one cancelled while pending.
+    // Placed now, written in their final states (no backend needs a transition to get there):
+    // two pending, one processed in the window, one processed in the window and later
+    // cancelled, one processed before the window.
+    let inside = base - Duration::seconds(5);
+    let before = base - Duration::seconds(20);
     for step in 0..5 {
         let (mut order, takes, event) = order_of(buyer, &[(&tea, 1)]);
         match step {
-            2 => order.mark(OrderStatus::Processed, t),
+            2 => order.mark(OrderStatus::Processed, inside),
             3 => {
-                order.mark(OrderStatus::Processed, t);
-                order.mark(OrderStatus::Cancelled, t);
+                order.mark(OrderStatus::Processed, inside);
+                order.mark(OrderStatus::Cancelled, inside);
             }
-            4 => order.mark(OrderStatus::Cancelled, t),
+            4 => order.mark(OrderStatus::Processed, before),
             _ => {}
         }
         store
@@ -36,11 +42,30 @@ pub async fn the_order_totals_count_every_placed_order_and_every_order_ever_proc
             .unwrap();
     }
     assert_eq!(
-        store.order_totals().await.unwrap(),
-        OrderTotals {
+        store.order_counts(from, to).await.unwrap(),
+        OrderCounts {
             placed: 5,
             processed: 2
         }
+    );
+    // The window before: none placed (their ids are from now), one processed.
+    assert_eq!(
+        store
+            .order_counts(base - Duration::seconds(30), from)
+            .await
+            .unwrap(),
+        OrderCounts {
+            placed: 0,
+            processed: 1
+        }
+    );
+    // Windows meet without overlap: the end is not part of a window.
+    assert_eq!(
+        store
+            .order_counts(to, to + Duration::seconds(10))
+            .await
+            .unwrap(),
+        OrderCounts::default()
     );
 }
 

@@ -108,7 +108,7 @@ macro_rules! contract_tests {
             retention::a_prune_deletes_published_events_past_the_retention_but_never_unpublished_ones_or_a_failed_orders,
             retention::a_prune_deletes_email_send_records_past_the_retention_but_not_a_failed_orders,
             retention::a_prune_deletes_old_plugin_versions_but_keeps_the_active_and_the_newest,
-            console::the_order_totals_count_every_placed_order_and_every_order_ever_processed,
+            console::order_counts_are_the_orders_placed_and_processed_in_the_window,
             console::an_orders_trail_is_its_events_in_write_order_each_with_the_email_it_sent,
         ]);
     };
