@@ -43,6 +43,10 @@ async fn a_guest_reaching_for_files_env_and_sockets_gets_nothing_and_its_stderr_
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsite interest and the maximum level are cached process-wide; tests on other threads
+    // that run without a subscriber can leave them at "never" while this one sets its own.
+    // Recompute them now that this thread's subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
 
     // A real listener, so a denied connection is the sandbox and not an empty port.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
