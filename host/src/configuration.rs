@@ -183,6 +183,7 @@ impl StoreSettings {
         crate::storage::mongo::MongoOptions {
             allow_standalone: self.mongodb_allow_standalone,
             inbox_retention: std::time::Duration::from_secs(self.inbox_retention_secs),
+            ..Default::default()
         }
     }
 

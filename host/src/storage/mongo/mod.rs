@@ -10,6 +10,7 @@
 //! (milliseconds), token hashes are lower-case hex. Each port lives in its own file; change
 //! stream wake-ups for the relay and the plugin sync are in `watch.rs`.
 
+mod clock;
 mod codec;
 mod delivery;
 mod error;
@@ -55,6 +56,9 @@ pub struct MongoOptions {
     /// this are no longer recognised as duplicates by the inbox; the order's state machine and
     /// the e-mail send records still stop them.
     pub inbox_retention: Duration,
+    /// This instance's clock, which lease and claim times are moved from onto the server's
+    /// (`clock.rs`). `Utc::now`; tests give one that runs ahead.
+    pub local_clock: fn() -> chrono::DateTime<chrono::Utc>,
 }
 
 impl Default for MongoOptions {
@@ -62,6 +66,7 @@ impl Default for MongoOptions {
         Self {
             allow_standalone: false,
             inbox_retention: DEFAULT_INBOX_RETENTION,
+            local_clock: chrono::Utc::now,
         }
     }
 }
