@@ -2,7 +2,8 @@
 """Smoke client for the docker-compose stack: drives it as a customer would and checks that
 the order travelled the whole way. Needs Docker and Python 3 (standard library only).
 
-    ORDERD_JWT_SECRET=$(openssl rand -hex 32) docker compose up --build --wait
+    export ORDERD_JWT_SECRET=$(openssl rand -hex 32)   # the same value for both commands
+    docker compose up --build --wait
     scripts/compose-smoke.py
 
 Steps, each failing the run with what it saw:
@@ -107,6 +108,10 @@ def login(email, password):
 
 
 def main():
+    if not os.environ.get("ORDERD_JWT_SECRET"):
+        # docker compose needs it to run anything, and the restarted orderd must sign with the
+        # secret the stack was started with, or the tokens taken before are refused.
+        fail("export ORDERD_JWT_SECRET with the value the stack was started with")
     wait_ready()
 
     step("an admin adds a product")
