@@ -7,10 +7,14 @@
 //! The difference is rounded to whole seconds: two instances with synchronised clocks then
 //! keep exactly the times they pass (the call's own latency, well under a second, stays out of
 //! it), and one whose clock is off by more than half a second compares on the server's clock
-//! to within half a second, far inside any lease. A `$$NOW` update pipeline would take the
+//! to within half a second, far inside any lease. The difference is measured again after
+//! [`REMEASURE_AFTER`], so a claim costs no extra round trip most of the time. A `$$NOW` update
+//! pipeline would take the
 //! server's time per statement instead, but every comparison would then move by that
 //! statement's latency, so a lease asked to end at a given instant would end a few
 //! milliseconds off it.
+
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use mongodb::bson::doc;
@@ -18,6 +22,16 @@ use mongodb::bson::doc;
 use super::MongoStore;
 use super::error::MongoContext;
 use crate::storage::{StoreError, StoreResult};
+
+/// How long a measured difference is used before it is measured again.
+pub(super) const REMEASURE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A measured difference and when it was measured.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Measured {
+    skew: Duration,
+    at: Instant,
+}
 
 /// How far the server's clock is ahead of this instance's, rounded to whole seconds, from the
 /// server's time `server` read between the local times `sent` and `received`.
@@ -34,8 +48,23 @@ pub(super) fn rounded_skew(
 }
 
 impl MongoStore {
-    /// How far the server's clock is ahead of this instance's (see the module doc).
+    /// How far the server's clock is ahead of this instance's (see the module doc), measured
+    /// at most [`REMEASURE_AFTER`] ago.
     pub(super) async fn clock_skew(&self) -> StoreResult<Duration> {
+        let cached = *self.skew.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = cached.filter(|m| m.at.elapsed() < REMEASURE_AFTER) {
+            return Ok(m.skew);
+        }
+        let skew = self.measure_skew().await?;
+        *self.skew.lock().unwrap_or_else(|p| p.into_inner()) = Some(Measured {
+            skew,
+            at: Instant::now(),
+        });
+        Ok(skew)
+    }
+
+    /// Asks the server for its time now.
+    async fn measure_skew(&self) -> StoreResult<Duration> {
         let local = self.options.local_clock;
         let sent = local();
         let hello = self

@@ -159,6 +159,8 @@ pub struct MongoStore {
     topology: Topology,
     /// The options given at connect time.
     options: MongoOptions,
+    /// The server's clock offset last measured, and when (`clock.rs`).
+    skew: Arc<std::sync::Mutex<Option<clock::Measured>>>,
 }
 
 impl MongoStore {
@@ -200,6 +202,7 @@ impl MongoStore {
             db,
             topology,
             options,
+            skew: Arc::default(),
         })
     }
 
