@@ -11,7 +11,9 @@
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p orderd --test api`); the
 # schemathesis run is skipped when any are given. ORDERD_TEST_MONGODB_URI, when set to a real
-# MongoDB replica set, makes the tests that need one run instead of reporting themselves skipped.
+# MongoDB replica set, makes the tests that need one run instead of reporting themselves skipped;
+# ORDERD_TEST_FORBID_SKIP (a grep -E pattern, e.g. MongoDB) fails the run when a skip reason
+# matches it. The GitHub workflow is checked first (scripts/lint-workflows.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,9 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     echo "==> adding the wasm32-wasip1 target (cargo-component builds for it)"
     rustup target add wasm32-wasip1
 fi
+
+echo "==> GitHub workflow (.github/workflows/ci.yml)"
+scripts/lint-workflows.sh
 
 echo "==> plugin logic (native unit tests)"
 (cd plugins && cargo test --workspace --quiet)
@@ -75,4 +80,11 @@ fi
 if [[ -s $ORDERD_TEST_SKIP_LOG ]]; then
     echo "==> $(wc -l <"$ORDERD_TEST_SKIP_LOG") tests could not run on this machine:"
     sort "$ORDERD_TEST_SKIP_LOG"
+fi
+# Where a service is known to be there (CI's MongoDB job), a test skipping for want of it is a
+# failure: ORDERD_TEST_FORBID_SKIP is a pattern (grep -E) over the skip reasons.
+if [[ -n ${ORDERD_TEST_FORBID_SKIP:-} ]] && grep -qE -- "$ORDERD_TEST_FORBID_SKIP" "$ORDERD_TEST_SKIP_LOG"; then
+    echo "==> FAILED: tests skipped although ORDERD_TEST_FORBID_SKIP=$ORDERD_TEST_FORBID_SKIP forbids it:"
+    grep -E -- "$ORDERD_TEST_FORBID_SKIP" "$ORDERD_TEST_SKIP_LOG"
+    exit 1
 fi

@@ -122,12 +122,14 @@ impl DeliveryStore for MongoStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let skew = self.clock_skew().await?;
         let starting = Starting {
             c: &self.c,
             items,
             owner,
             now,
-            claim_until,
+            claim_now: now + skew,
+            claim_until: claim_until + skew,
         };
         self.transaction("Failed to start deliveries", starting, |s, x| {
             Box::pin(start_in(s, x))

@@ -108,6 +108,9 @@ impl InboxStore for MongoStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<EmailClaim> {
+        // Claims are compared and set on the server's clock (see `clock.rs`).
+        let skew = self.clock_skew().await?;
+        let (now, until) = (now + skew, until + skew);
         let first = self
             .c
             .email_sends

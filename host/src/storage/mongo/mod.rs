@@ -10,6 +10,7 @@
 //! (milliseconds), token hashes are lower-case hex. Each port lives in its own file; change
 //! stream wake-ups for the relay and the plugin sync are in `watch.rs`.
 
+mod clock;
 mod codec;
 mod console;
 mod delivery;
@@ -57,6 +58,9 @@ pub struct MongoOptions {
     /// this are no longer recognised as duplicates by the inbox; the order's state machine and
     /// the e-mail send records still stop them.
     pub inbox_retention: Duration,
+    /// This instance's clock, which lease and claim times are moved from onto the server's
+    /// (`clock.rs`). `Utc::now`; tests give one that runs ahead.
+    pub local_clock: fn() -> chrono::DateTime<chrono::Utc>,
 }
 
 impl Default for MongoOptions {
@@ -64,6 +68,7 @@ impl Default for MongoOptions {
         Self {
             allow_standalone: false,
             inbox_retention: DEFAULT_INBOX_RETENTION,
+            local_clock: chrono::Utc::now,
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct MongoStore {
     topology: Topology,
     /// The options given at connect time.
     options: MongoOptions,
+    /// The server's clock offset last measured, and when (`clock.rs`).
+    skew: Arc<std::sync::Mutex<Option<clock::Measured>>>,
 }
 
 impl MongoStore {
@@ -197,6 +204,7 @@ impl MongoStore {
             db,
             topology,
             options,
+            skew: Arc::default(),
         })
     }
 

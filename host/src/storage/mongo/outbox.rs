@@ -12,7 +12,8 @@
 //!
 //! Leases: a claim is a conditional update of one event (`pending`, due, lease free or
 //! expired) that sets `leaseOwner`/`leaseUntil`; MongoDB applies it atomically, so two relays
-//! never lease one event at the same time.
+//! never lease one event at the same time. Lease times are on the server's clock (`clock.rs`),
+//! so a relay whose clock runs ahead does not take a lease another still holds.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -146,6 +147,8 @@ impl OutboxStore for MongoStore {
         lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEvent>> {
+        // Leases are compared and set on the server's clock (see `clock.rs`).
+        let now = now + self.clock_skew().await?;
         let until = chrono::Duration::from_std(lease)
             .ok()
             .and_then(|d| now.checked_add_signed(d))

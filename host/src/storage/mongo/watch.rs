@@ -102,18 +102,40 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    /// Waits for the next change. An error means the stream is dead: open a new one.
+    /// Waits for the next change. An error means the stream is dead: open a new one. When the
+    /// stream cannot be resumed (invalidated by a dropped or renamed collection, ended, or
+    /// refused by the server with a "cannot resume" code), the stored token is dropped first,
+    /// so the next stream starts from now instead of from a dead token.
     pub async fn next(&mut self) -> anyhow::Result<()> {
         match self.stream.next().await {
-            Some(Ok(_change)) => {
+            Some(Ok(change)) => {
+                if change.get_str("operationType") == Ok("invalidate") {
+                    self.drop_token().await;
+                    anyhow::bail!("The change stream was invalidated (its collection went away)");
+                }
                 if self.saved_at.is_none_or(|at| at.elapsed() >= SAVE_INTERVAL) {
                     self.save_token().await;
                 }
                 Ok(())
             }
-            Some(Err(err)) => Err(anyhow::Error::new(err).context("The change stream failed")),
-            None => anyhow::bail!("The change stream ended"),
+            Some(Err(err)) => {
+                if cannot_resume(&err) {
+                    self.drop_token().await;
+                }
+                Err(anyhow::Error::new(err).context("The change stream failed"))
+            }
+            None => {
+                self.drop_token().await;
+                anyhow::bail!("The change stream ended")
+            }
         }
+    }
+
+    /// Forgets the stored resume token (a failure is only logged: the next open then tries the
+    /// dead token once more and starts afresh).
+    async fn drop_token(&mut self) {
+        drop_stored_token(&self.tokens, self.target).await;
+        self.saved_at = None;
     }
 
     /// Stores the latest resume token so the next start resumes from here. A failure is only
@@ -143,6 +165,18 @@ impl Wakeups {
                 tracing::warn!(error = %err, stream = self.target.name(), "Failed to store a change-stream resume token")
             }
         }
+    }
+}
+
+/// Whether the server says a stream cannot be resumed from its token.
+fn cannot_resume(err: &mongodb::error::Error) -> bool {
+    code(err).is_some_and(|c| CANNOT_RESUME.contains(&c))
+}
+
+/// Deletes the stored resume token of `target`.
+async fn drop_stored_token(tokens: &Collection<Document>, target: WatchTarget) {
+    if let Err(err) = tokens.delete_one(doc! { "_id": target.name() }).await {
+        tracing::warn!(error = %err, stream = target.name(), "Failed to drop a change-stream resume token");
     }
 }
 
@@ -181,9 +215,10 @@ impl MongoStore {
             .await;
         if let Err(err) = &opened
             && resuming
-            && code(err).is_some_and(|c| CANNOT_RESUME.contains(&c))
+            && cannot_resume(err)
         {
             tracing::warn!(stream = target.name(), error = %err, "cannot resume the change stream from its stored token; starting from now");
+            drop_stored_token(&self.c.resume_tokens, target).await;
             opened = collection.watch().pipeline(target.pipeline()).await;
         }
         let stream = opened
@@ -213,8 +248,10 @@ impl MongoStore {
     }
 
     /// Runs a task that calls `notify.notify_one()` on every change of `target` until
-    /// `shutdown`, reopening the stream with capped backoff after failures. Where change streams
-    /// are unavailable it logs so once and ends: the caller's polling carries on alone.
+    /// `shutdown`, reopening the stream with capped backoff after failures; the backoff starts
+    /// over only once a stream has delivered a change, so a stream that opens and dies at once
+    /// is not reopened twice a second. Where change streams are unavailable it logs so once and
+    /// ends: the caller's polling carries on alone.
     pub fn spawn_wakeups(
         &self,
         target: WatchTarget,
@@ -235,7 +272,6 @@ impl MongoStore {
                             stream = target.name(),
                             "waking on a MongoDB change stream (polling continues as a fallback)"
                         );
-                        failures = 0;
                         // Changes made while the stream was closed are not replayed without a
                         // token: let the caller look once.
                         notify.notify_one();
@@ -246,7 +282,10 @@ impl MongoStore {
                                     return;
                                 }
                                 next = wakeups.next() => match next {
-                                    Ok(()) => notify.notify_one(),
+                                    Ok(()) => {
+                                        failures = 0;
+                                        notify.notify_one();
+                                    }
                                     Err(err) => {
                                         tracing::warn!(stream = target.name(), error = format!("{err:#}"), "change stream lost; reopening");
                                         break;

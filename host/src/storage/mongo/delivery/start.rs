@@ -27,7 +27,11 @@ pub(super) struct Starting<'a> {
     pub(super) c: &'a Collections,
     pub(super) items: &'a [DeliveryStart],
     pub(super) owner: &'a str,
+    /// The time of the order transitions.
     pub(super) now: DateTime<Utc>,
+    /// `now` and the claims' end on the server's clock (see `clock.rs`): what e-mail claims
+    /// are compared with and set to.
+    pub(super) claim_now: DateTime<Utc>,
     pub(super) claim_until: DateTime<Utc>,
 }
 
@@ -133,7 +137,7 @@ fn claim_for(
     let Some(customer) = customers.get(&order.user_id) else {
         return Started::UnknownCustomer;
     };
-    match claims.claim(item.event_id, x.now, x.claim_until) {
+    match claims.claim(item.event_id, x.claim_now, x.claim_until) {
         EmailClaim::AlreadySent => Started::AlreadySent(order),
         EmailClaim::InProgress => Started::InProgress,
         EmailClaim::Claimed => Started::Send {
@@ -212,7 +216,7 @@ impl Claims {
     async fn write(&self, s: &mut ClientSession, x: &Starting<'_>) -> DbResult<()> {
         if !self.takeovers.is_empty() {
             let mut free = doc! { "_id": among(&self.takeovers) };
-            free.extend(claimable(x.now));
+            free.extend(claimable(x.claim_now));
             let result =
                 x.c.email_sends
                     .update_many(free, doc! { "$set": claim_set(x.owner, x.claim_until) })

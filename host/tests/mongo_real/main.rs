@@ -1,6 +1,7 @@
 //! What only a real MongoDB replica set can show: transactions racing from several store
 //! instances (the oversell race, write conflicts retried, cancels racing), relay leases
-//! across instances, and change-stream wake-ups with resume after a restart.
+//! across instances, and change-stream wake-ups with resume after a restart; in `recovery`,
+//! what the store does when a stream dies, a clock runs ahead or a commit reply is lost.
 //!
 //! Runs when `ORDERD_TEST_MONGODB_URI` names a replica set (e.g. `docker compose up mongo`, then
 //! `ORDERD_TEST_MONGODB_URI=mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true`);
@@ -22,7 +23,8 @@ use orderd::storage::{
 };
 use orderd::testing::placement;
 
-#[path = "support/skip.rs"]
+mod recovery;
+#[path = "../support/skip.rs"]
 mod support_skip;
 use support_skip::{Need, skip};
 
@@ -39,6 +41,11 @@ struct Pair {
 
 impl Pair {
     async fn open(test: &str) -> Option<Pair> {
+        Self::open_with(test, MongoOptions::default()).await
+    }
+
+    /// A pair whose instance `b` connects with `b_options`.
+    async fn open_with(test: &str, b_options: MongoOptions) -> Option<Pair> {
         let Ok(uri) = std::env::var(URI_ENV) else {
             skip(
                 test,
@@ -50,7 +57,7 @@ impl Pair {
         let a = MongoStore::connect(&uri, &db, MongoOptions::default())
             .await
             .expect("connect instance a");
-        let b = MongoStore::connect(&uri, &db, MongoOptions::default())
+        let b = MongoStore::connect(&uri, &db, b_options)
             .await
             .expect("connect instance b");
         Some(Pair { a, b })
