@@ -57,7 +57,9 @@ const DEFAULT_BATCH: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerSettings {
-    /// Messages handled at once.
+    /// Messages handled at once, across batches (the default keeps eight batches of 32 in
+    /// hand: each batch spends most of its time waiting on the store's writer and the mail
+    /// transport, so more of them in flight keep the cores busy; BENCHMARKS.md, Pipeline).
     pub concurrency: usize,
     /// Messages asked for per receive, at most what the queue takes per call (10 on SQS).
     pub batch_size: usize,
@@ -85,7 +87,7 @@ pub struct ConsumerSettings {
 impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
-            concurrency: 64,
+            concurrency: 256,
             batch_size: DEFAULT_BATCH,
             wait_ms: 10_000,
             visibility_ms: 30_000,
