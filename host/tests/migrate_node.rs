@@ -350,3 +350,36 @@ async fn node_users_products_and_orders_are_copied_once_with_their_ids_and_every
         "nothing for an order the Node system processed"
     );
 }
+
+/// Runs `orderd migrate node` expected to fail; its exit code and stderr.
+fn migrate_refused(data: &Path, from: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_orderd"))
+        .args(["migrate", "node", "--from", from])
+        .env("ORDERD_DATA_DIR", data)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run orderd migrate");
+    assert!(output.stdout.is_empty(), "nothing is reported as copied");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_source_without_a_database_in_its_path_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = migrate_refused(dir.path(), "mongodb://127.0.0.1:1/", &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("names no database"), "{err}");
+}
+
+#[test]
+fn copying_orderds_own_mongodb_database_onto_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Node variable selects orderd's store too: both now name database `shop`.
+    let env = [("MONGODB_URI", "mongodb://127.0.0.1:1/shop")];
+    let (code, err) = migrate_refused(dir.path(), "mongodb://127.0.0.1:1/shop", &env);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("names orderd's own database (shop)"), "{err}");
+}
