@@ -11,6 +11,7 @@
 //! Every message gets a deterministic Message-ID derived from the event that caused it
 //! ([`message_id_for`]), so a duplicate send after a crash is recognisable downstream.
 
+mod file;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
@@ -152,7 +153,7 @@ pub struct OutgoingEmail {
 }
 
 enum Transport {
-    File(PathBuf),
+    File(file::MailDir),
     /// Boxed: the pool is much larger than a path.
     Smtp(Box<smtp::SmtpPool>),
 }
@@ -179,7 +180,7 @@ pub struct Mailer {
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match &self.transport {
-            Transport::File(dir) => format!("file:{}", dir.display()),
+            Transport::File(files) => format!("file:{}", files.dir().display()),
             Transport::Smtp(pool) => format!("{pool:?}"),
         };
         f.debug_struct("Mailer")
@@ -210,7 +211,7 @@ impl Mailer {
             .with_context(|| format!("Failed to create the mail directory {}", dir.display()))?;
         Ok(Self {
             from: parse_mailbox(from)?,
-            transport: Transport::File(dir),
+            transport: Transport::File(file::MailDir::start(dir)?),
         })
     }
 
@@ -255,7 +256,8 @@ impl Mailer {
         let started = std::time::Instant::now();
         let result = match &self.transport {
             // The file appears only by the final rename: a failure wrote nothing visible.
-            Transport::File(dir) => write_eml(dir, &email.message_id, message.formatted())
+            Transport::File(files) => files
+                .write(&email.message_id, message.formatted())
                 .await
                 .map_err(SendError::NotSent),
             Transport::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
@@ -277,138 +279,9 @@ fn parse_mailbox(s: &str) -> anyhow::Result<Mailbox> {
         .map_err(|e| anyhow!("Invalid From mailbox {s:?}: {e}"))
 }
 
-/// The file name for a Message-ID: its characters that are safe in a file name.
-fn eml_name(message_id: &str) -> String {
-    let stem: String = message_id
-        .trim_matches(|c| c == '<' || c == '>')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{stem}.eml")
-}
-
-async fn write_eml(dir: &Path, message_id: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
-    let dir = dir.to_owned();
-    let name = eml_name(message_id);
-    // One hop to a blocking thread for the whole write, not one per file operation.
-    tokio::task::spawn_blocking(move || place_eml(&dir, &name, &bytes))
-        .await
-        .context("The e-mail writer thread failed")?
-}
-
-/// Writes `bytes` as `dir/name` so that the file appears complete or not at all.
-///
-/// On Linux the data goes into an unnamed file (`O_TMPFILE`) that is then linked under its
-/// name: one directory entry is added, where a temporary name + rename adds one, removes it
-/// and adds another (at thousands of e-mails per second the directory updates were a visible
-/// share of the consumer's CPU). A name that already exists is the same message sent before
-/// (the name is its Message-ID), so it is left as it is. Where `O_TMPFILE` is not supported
-/// (other systems, some file systems) a temporary file is renamed into place.
-fn place_eml(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    #[cfg(target_os = "linux")]
-    if let Some(result) = linux::link_unnamed(dir, name, bytes) {
-        return result;
-    }
-    let tmp = dir.join(format!(".{name}.{}.tmp", Id::new()));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(crate::private_files::FILE_MODE)
-            .open(&tmp)
-            .and_then(|mut file| file.write_all(bytes))
-            .with_context(|| format!("Failed to write {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, dir.join(name))
-        .with_context(|| format!("Failed to move the e-mail into place as {name}"))
-}
-
-#[cfg(target_os = "linux")]
-mod linux {
-    //! `O_TMPFILE` + `linkat`: std has no API for either, so they are called through `libc`.
-
-    use std::ffi::CString;
-    use std::fs::OpenOptions;
-    use std::io::Write;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    use std::path::Path;
-
-    use anyhow::Context;
-
-    /// `None` when the directory's file system cannot make unnamed files (the caller falls
-    /// back to a rename); otherwise the outcome of writing and linking.
-    pub fn link_unnamed(dir: &Path, name: &str, bytes: &[u8]) -> Option<anyhow::Result<()>> {
-        let mut file = match OpenOptions::new()
-            .write(true)
-            .mode(crate::private_files::FILE_MODE)
-            .custom_flags(libc::O_TMPFILE)
-            .open(dir)
-        {
-            Ok(file) => file,
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
-                ) && dir.is_dir() =>
-            {
-                return None;
-            }
-            Err(e) => {
-                return Some(
-                    Err(e).with_context(|| format!("Failed to create a file in {}", dir.display())),
-                );
-            }
-        };
-        Some(write_and_link(&mut file, dir, name, bytes))
-    }
-
-    fn write_and_link(
-        file: &mut std::fs::File,
-        dir: &Path,
-        name: &str,
-        bytes: &[u8],
-    ) -> anyhow::Result<()> {
-        file.write_all(bytes)
-            .with_context(|| format!("Failed to write the e-mail {name}"))?;
-        // Linking an unnamed file by descriptor (`AT_EMPTY_PATH`) needs a capability; its
-        // `/proc/self/fd` entry followed as a symlink does not.
-        let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .context("A descriptor path has no NUL byte")?;
-        let target = CString::new(dir.join(name).as_os_str().as_bytes())
-            .context("The mail directory's path has a NUL byte")?;
-        // SAFETY: both paths are NUL-terminated strings that outlive the call.
-        let linked = unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                source.as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        };
-        if linked == 0 {
-            return Ok(());
-        }
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EEXIST) {
-            return Ok(());
-        }
-        Err(error).with_context(|| format!("Failed to link the e-mail into place as {name}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::file::eml_name;
     use super::*;
 
     fn email(event: Id) -> OutgoingEmail {

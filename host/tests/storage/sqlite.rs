@@ -196,6 +196,39 @@ async fn a_write_that_fails_or_panics_is_rolled_back_and_the_writer_keeps_servin
 }
 
 #[tokio::test]
+async fn temporary_data_stays_in_memory_and_point_reads_see_commits_and_contain_panics() {
+    let store = SqliteStore::temporary().unwrap();
+    let db = store.db();
+    db.apply_migrations("test", &["CREATE TABLE t (x INTEGER);"])
+        .await
+        .unwrap();
+    // 2 = MEMORY: a group commit's savepoint journal never spills to a temporary file.
+    let pragma = |conn: &rusqlite::Connection| {
+        Ok(conn
+            .query_row("PRAGMA temp_store", [], |r| r.get::<_, i64>(0))
+            .unwrap())
+    };
+    assert_eq!(db.write(move |tx| pragma(tx)).await.unwrap(), 2);
+    assert_eq!(db.read(pragma).await.unwrap(), 2);
+    assert_eq!(db.read_point(pragma).await.unwrap(), 2);
+
+    db.write(|tx| Ok(tx.execute("INSERT INTO t VALUES (7)", []).unwrap()))
+        .await
+        .unwrap();
+    let seen: i64 = db
+        .read_point(|conn| Ok(conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(seen, 7);
+    let panicked = db
+        .read_point(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
+        .await;
+    assert!(matches!(panicked, Err(StoreError::Backend(_))));
+    // The connection went back to the pool and still serves.
+    assert_eq!(db.read_point(pragma).await.unwrap(), 2);
+}
+
+#[tokio::test]
 async fn corrupt_rows_are_reported_as_backend_errors() {
     let store = SqliteStore::temporary().unwrap();
     let store_dyn: Arc<dyn Store> = Arc::new(store.clone());

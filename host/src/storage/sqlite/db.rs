@@ -202,27 +202,28 @@ impl SqliteDb {
             self.inner.read_permits.acquire().await.map_err(|e| {
                 StoreError::backend(anyhow!(e).context("The reader pool is closed"))
             })?;
-        let outcome = tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .map(|mut idle| idle.pop())
-                .unwrap_or(None);
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_reader(&inner.path).map_err(StoreError::Backend)?,
-            };
-            let result = catch_unwind(AssertUnwindSafe(|| f(&conn)))
-                .unwrap_or_else(|_| Err(StoreError::backend(anyhow!("A database read panicked"))));
-            if let Ok(mut idle) = inner.readers.lock() {
-                idle.push(conn);
-            }
-            result
-        })
-        .await;
+        let outcome = tokio::task::spawn_blocking(move || inner.with_reader(f)).await;
         drop(permit);
         outcome
             .map_err(|e| StoreError::backend(anyhow!(e).context("A database read task failed")))?
+    }
+
+    /// Runs a point read — a few lookups by key, such as a user and the products of one order
+    /// — on a read-only connection on the calling thread. [`SqliteDb::read`] hands every read
+    /// to tokio's blocking pool; on the order path that hand-off (a futex wake, a context switch
+    /// and the pool's lock, both ways) cost more than the lookups themselves (BENCHMARKS.md,
+    /// Pipeline). Keep `f` to indexed lookups of a bounded number of rows, the same budget as
+    /// any other code between two awaits; scans, listings and anything else go through
+    /// [`SqliteDb::read`].
+    pub async fn read_point<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        F: FnOnce(&Connection) -> StoreResult<R>,
+    {
+        let _permit =
+            self.inner.read_permits.acquire().await.map_err(|e| {
+                StoreError::backend(anyhow!(e).context("The reader pool is closed"))
+            })?;
+        self.inner.with_reader(f)
     }
 
     /// Brings the schema of `component` (e.g. "store", "queue") up to date: `steps[i]` is the
@@ -246,10 +247,40 @@ impl SqliteDb {
     }
 }
 
+impl Inner {
+    /// Runs `f` on an idle reader connection (opening one if none is idle) and returns the
+    /// connection to the pool; the caller holds a read permit, so at most `READERS` exist.
+    fn with_reader<R>(&self, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
+        let pooled = self
+            .readers
+            .lock()
+            .map(|mut idle| idle.pop())
+            .unwrap_or(None);
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path).map_err(StoreError::Backend)?,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(&conn)))
+            .unwrap_or_else(|_| Err(StoreError::backend(anyhow!("A database read panicked"))));
+        if let Ok(mut idle) = self.readers.lock() {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
 /// Settings every connection gets.
+///
+/// `temp_store = MEMORY` keeps SQLite's temporary data in memory, the per-write savepoint
+/// journal of a group commit above all: with the default it spills to an unlinked temporary
+/// file past 64 KiB, so under load the writer created and deleted files many times a second
+/// (BENCHMARKS.md, Pipeline). What it holds is bounded by the pages one group transaction
+/// changes.
 fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .context("Failed to set the database busy timeout")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .context("Failed to keep the database's temporary data in memory")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }

@@ -81,8 +81,8 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    /// Both reads in one blocking call on one connection: a hand-off to the blocking pool
-    /// costs about as much as the two queries.
+    /// Both reads on one connection, as a point read on the calling thread (see
+    /// [`SqliteDb::read_point`]): the lookups cost less than a hand-off to the blocking pool.
     async fn order_inputs(
         &self,
         user_id: Id,
@@ -92,7 +92,7 @@ impl Store for SqliteStore {
             .then(|| products::ids_json(product_ids))
             .transpose()?;
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 let user = users::user_by_id(conn, user_id)?;
                 let products = match ids {
                     Some(ids) => products::products_in(conn, ids)?,

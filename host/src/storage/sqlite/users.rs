@@ -149,8 +149,9 @@ impl UserStore for SqliteStore {
     }
 
     async fn session_state(&self, id: Id) -> StoreResult<Option<SessionState>> {
+        // One lookup by primary key on every admin request: not worth a blocking-pool hop.
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 conn.prepare_cached("SELECT role, token_version FROM users WHERE id = ?1")
                     .ctx("Failed to prepare the session query")?
                     .query_row([id.to_hex()], |row| {
