@@ -17,6 +17,13 @@
 //!
 //! `--runs N` repeats everything on fresh servers; the summary gives each figure's median
 //! with min–max, and a goal counts as met when the median meets it.
+//!
+//! Every run's data directory is kept until the last run has ended. A run leaves tens of
+//! thousands of `.eml` files, and on ext4 without a journal (this project's benchmark machine)
+//! creating a file within a minute or more of many deletions scans past the freed inodes:
+//! deleting a run's files before the next run made that run's mail writes several times
+//! dearer (BENCHMARKS.md, Pipeline). For the same reason, leave a few minutes between two
+//! invocations.
 
 mod counters;
 mod phases;
@@ -87,6 +94,11 @@ pub struct PipelineArgs {
     /// Repetitions on fresh servers (a goal's figure is the median of at least 3).
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Keep every run's data directory (database, mail files, log) and print where, instead
+    /// of removing them at the end: for looking at what a run left, or for back-to-back
+    /// invocations that must not follow a mass deletion (see the module docs).
+    #[arg(long)]
+    pub keep_data: bool,
 }
 
 /// Runs the `pipeline` command.
@@ -95,9 +107,12 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
     let started = chrono::Utc::now();
     let mut figures = Vec::with_capacity(runs);
+    // Removed only after the last run (see the module docs).
+    let mut data_dirs = Vec::with_capacity(runs);
     for k in 1..=runs {
         eprintln!("== pipeline run {k}/{runs} ==");
-        let report = run_once(&args, &binary).await?;
+        let (report, data_dir) = run_once(&args, &binary).await?;
+        data_dirs.push(data_dir);
         println!("\n== pipeline run {k}/{runs} ==");
         report.print(&args);
         figures.push(report.figures(&args));
@@ -123,12 +138,21 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<()> {
         println!("(fewer than 3 runs: these figures cannot support a goal claim)");
     }
     summary::print_table(&figures);
+    if args.keep_data {
+        for dir in data_dirs {
+            println!("kept: {}", dir.keep().display());
+        }
+    }
     Ok(())
 }
 
-/// One run on a fresh server, then the raw-store phase with that server stopped.
-async fn run_once(args: &PipelineArgs, binary: &std::path::Path) -> anyhow::Result<RunReport> {
-    let (mut spec, _dir) = fresh_spec(binary, &[])?;
+/// One run on a fresh server, then the raw-store phase with that server stopped; the run's
+/// data directory is returned for the caller to remove.
+async fn run_once(
+    args: &PipelineArgs,
+    binary: &std::path::Path,
+) -> anyhow::Result<(RunReport, tempfile::TempDir)> {
+    let (mut spec, data_dir) = fresh_spec(binary, &[])?;
     spec.env
         .insert("ORDERD_MAIL__TRANSPORT".into(), "file".into());
     for (key, value) in &args.env {
@@ -231,7 +255,7 @@ async fn run_once(args: &PipelineArgs, binary: &std::path::Path) -> anyhow::Resu
         "raw store orders failed: {}",
         raw.status_summary()
     );
-    Ok(RunReport {
+    let report = RunReport {
         idle,
         closed,
         drain,
@@ -240,5 +264,6 @@ async fn run_once(args: &PipelineArgs, binary: &std::path::Path) -> anyhow::Resu
         open,
         raw,
         raw_elapsed,
-    })
+    };
+    Ok((report, data_dir))
 }

@@ -9,6 +9,11 @@
 //! `orderd_outbox_events{status}` gauges are read from the store at scrape time — listed and
 //! retried through the admin outbox endpoints).
 //!
+//! When the outbox and the queue share one SQLite file (the embedded store with the embedded
+//! queue), a pass is a single write transaction instead: due events are marked published and
+//! enqueued together ([`EmbeddedQueue::publish_outbox`]), so there is no lease and no window in
+//! which an event is on the queue but not yet marked.
+//!
 //! The loop is sqlxmq-style: [`Relay::try_run_once`] does one pass and reports whether it
 //! found work; [`Relay::run`] owns the waiting: at once again after work, otherwise until an
 //! order commits in this process (`wake`), the poll interval passes (events written by other
@@ -19,17 +24,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::backoff;
+use super::queue::embedded::EmbeddedQueue;
 use super::queue::{OutgoingMessage, Queue, SendReport};
 use super::role_health::{RELAY, RoleHealth};
 pub use super::worker::Outcome;
 use crate::domain::OutboxEvent;
 use crate::storage::OutboxStore;
+use crate::storage::sqlite::SqliteDb;
 
 /// Relay settings (`[relay]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +70,15 @@ impl Default for RelaySettings {
     }
 }
 
+/// Counts events published at `at` and records each one's commit → publish lag.
+fn record_published<'a>(events: impl ExactSizeIterator<Item = &'a OutboxEvent>, at: DateTime<Utc>) {
+    metrics::counter!("orderd_outbox_published_total").increment(events.len() as u64);
+    for e in events {
+        let lag = (at - e.occurred_at).to_std().unwrap_or_default();
+        metrics::histogram!("orderd_relay_commit_to_publish_seconds").record(lag.as_secs_f64());
+    }
+}
+
 /// One relay instance.
 pub struct Relay {
     outbox: Arc<dyn OutboxStore>,
@@ -74,6 +90,9 @@ pub struct Relay {
     wake: Arc<Notify>,
     /// Marked after every pass, for `/api/ready`.
     health: Arc<RoleHealth>,
+    /// The outbox's SQLite file, when the store is the embedded one: with the embedded queue in
+    /// the same file a pass is one transaction ([`EmbeddedQueue::publish_outbox`]).
+    outbox_db: Option<SqliteDb>,
 }
 
 impl Relay {
@@ -91,7 +110,16 @@ impl Relay {
             settings,
             wake,
             health: Arc::new(RoleHealth::new(RELAY)),
+            outbox_db: None,
         }
+    }
+
+    /// Tells the relay that the outbox lives in `db`: when the queue is the embedded one in
+    /// the same file, each pass claims, enqueues and marks in one write transaction instead of
+    /// three.
+    pub fn with_outbox_db(mut self, db: Option<SqliteDb>) -> Self {
+        self.outbox_db = db;
+        self
     }
 
     /// Reports passes to `health` instead of a handle of its own.
@@ -108,6 +136,17 @@ impl Relay {
     /// One pass: claim due events, publish them, record the outcome.
     pub async fn try_run_once(&self) -> anyhow::Result<Outcome> {
         let now = Utc::now();
+        if let Some(queue) = self.same_file_queue() {
+            let events = queue
+                .publish_outbox(now, self.settings.claim_limit.max(1))
+                .await
+                .context("Failed to publish outbox events")?;
+            if events.is_empty() {
+                return Ok(Outcome::Idle);
+            }
+            record_published(events.iter(), Utc::now());
+            return Ok(Outcome::Processed(events.len()));
+        }
         let lease = Duration::from_millis(self.settings.lease_ms);
         let events = self
             .outbox
@@ -146,12 +185,7 @@ impl Relay {
                 .mark_published(&ids, &self.owner, at)
                 .await
                 .context("Failed to mark outbox events published")?;
-            metrics::counter!("orderd_outbox_published_total").increment(ids.len() as u64);
-            for e in &published {
-                let lag = (at - e.occurred_at).to_std().unwrap_or_default();
-                metrics::histogram!("orderd_relay_commit_to_publish_seconds")
-                    .record(lag.as_secs_f64());
-            }
+            record_published(published.iter().copied(), at);
         }
         for (event, reason) in failed {
             self.fail(event, &reason).await?;
@@ -159,16 +193,18 @@ impl Relay {
         Ok(Outcome::Processed(events.len()))
     }
 
+    /// The embedded queue, when it keeps its messages in the outbox's own file.
+    fn same_file_queue(&self) -> Option<&EmbeddedQueue> {
+        let db = self.outbox_db.as_ref()?;
+        self.queue.as_embedded().filter(|queue| queue.shares(db))
+    }
+
     /// Sends one chunk (≤ [`Queue::max_batch`]); a failed call reports every entry failed.
     async fn send(&self, events: &[OutboxEvent]) -> SendReport {
         let mut messages = Vec::with_capacity(events.len());
         for e in events {
-            match serde_json::to_string(&e.envelope()) {
-                Ok(body) => messages.push(OutgoingMessage {
-                    dedup_id: e.dedup_id(),
-                    group_id: e.order_id.to_hex(),
-                    body,
-                }),
+            match OutgoingMessage::for_event(e) {
+                Ok(message) => messages.push(message),
                 Err(err) => {
                     return SendReport {
                         sent: Vec::new(),

@@ -155,15 +155,19 @@ pub async fn run(deps: DeliveryDeps, roles: DeliveryRoles, shutdown: Cancellatio
         let (health, queue, token) = (role_health.clone(), queue.clone(), shutdown.clone());
         let (store, wake) = (deps.store.clone(), deps.order_committed.clone());
         let relay_settings = settings.relay.clone();
+        let outbox_db = deps.sqlite.clone();
         let start = move || {
             let (health, queue, token) = (health.clone(), queue.clone(), token.clone());
             let (store, wake, relay_settings) =
                 (store.clone(), wake.clone(), relay_settings.clone());
+            let outbox_db = outbox_db.clone();
             async move {
                 let Some(queue) = queue.get(&token).await? else {
                     return Ok(());
                 };
-                let relay = Relay::new(store, queue, relay_settings, wake).with_health(health);
+                let relay = Relay::new(store, queue, relay_settings, wake)
+                    .with_health(health)
+                    .with_outbox_db(outbox_db);
                 relay.run(token).await;
                 Ok(())
             }

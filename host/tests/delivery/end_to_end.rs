@@ -53,14 +53,26 @@ async fn an_order_is_processed_and_its_customer_gets_one_confirmation_on_the_emb
 }
 
 #[tokio::test]
-async fn two_relays_and_two_consumers_process_500_orders_once_each() {
+async fn two_relays_of_each_kind_and_two_consumers_process_500_orders_once_each() {
     let env = Env::new().await;
     let queue: Arc<dyn Queue> = env.queue(5).await;
     let sink = SmtpSink::start().await;
     let stop = CancellationToken::new();
     let mut loops = Vec::new();
     for _ in 0..2 {
+        // One relay publishes in one transaction (the outbox shares the queue's file), the
+        // other through leases, as a relay with any other queue does; they share the outbox.
         loops.push(tokio::spawn(env.relay(queue.clone()).run(stop.clone())));
+        let leasing = Relay::new(
+            env.store.clone(),
+            queue.clone(),
+            RelaySettings {
+                poll_interval_ms: 20,
+                ..RelaySettings::default()
+            },
+            env.wake.clone(),
+        );
+        loops.push(tokio::spawn(leasing.run(stop.clone())));
         let consumer = Arc::new(env.consumer(queue.clone(), smtp_mailer(sink.addr)));
         loops.push(tokio::spawn(consumer.run(stop.clone())));
     }
@@ -222,4 +234,60 @@ async fn the_delivery_roles_alone_process_orders_and_serve_the_processor_health_
     assert_eq!(health["role"], "consumer");
     stop.cancel();
     running.await.unwrap();
+}
+
+#[tokio::test]
+async fn with_the_outbox_in_the_queue_file_a_pass_publishes_and_enqueues_together() {
+    let env = Env::new().await;
+    let queue = env.queue(5).await;
+    assert!(queue.shares(&env.db));
+    let user = env.customer().await;
+    let tea = env.product("Masala Chai", 1250, 100).await;
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.push(env.place(&user, &[(&tea, 1)]).await.1.id);
+    }
+
+    let published = queue
+        .publish_outbox(chrono::Utc::now(), 2)
+        .await
+        .expect("pass");
+    assert_eq!(published.len(), 2, "the limit holds");
+    assert_eq!(
+        published.iter().map(|e| e.id).collect::<Vec<_>>(),
+        events[..2],
+        "oldest first"
+    );
+    assert!(
+        published
+            .iter()
+            .all(|e| e.status == OutboxStatus::Published)
+    );
+    assert_eq!(
+        env.store.count_outbox(OutboxStatus::Pending).await.unwrap(),
+        1
+    );
+    let received = queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let bodies: Vec<String> = received.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(received.len(), 2, "{bodies:?}");
+    for (message, event) in received.iter().zip(&published) {
+        assert!(
+            message.body.contains(&event.id.to_hex()),
+            "{}",
+            message.body
+        );
+    }
+
+    let rest = queue.publish_outbox(chrono::Utc::now(), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), events[2..]);
+    assert!(
+        queue
+            .publish_outbox(chrono::Utc::now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

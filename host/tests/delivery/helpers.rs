@@ -87,6 +87,7 @@ impl Env {
 
     pub fn relay(&self, queue: Arc<dyn Queue>) -> Relay {
         Relay::new(self.store.clone(), queue, fast_relay(), self.wake.clone())
+            .with_outbox_db(Some(self.db.clone()))
     }
 
     /// A registered customer.

@@ -252,6 +252,74 @@ impl EmbeddedQueue {
 }
 
 /// Splits a receipt into the row it names; `None` when it is not one of ours.
+/// Enqueues `messages` on queue `name` inside the caller's transaction, visible at once.
+fn insert_messages(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    messages: &[super::OutgoingMessage],
+) -> Result<(), StoreError> {
+    let now = now_micros();
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO queue_messages
+             (queue, message_id, group_id, dedup_id, body, sent_at, visible_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )
+        .ctx("Failed to prepare the queue send")?;
+    for m in messages {
+        stmt.execute(params![
+            name,
+            Id::new().to_hex(),
+            m.group_id,
+            m.dedup_id,
+            m.body,
+            now
+        ])
+        .ctx("Failed to enqueue a message")?;
+    }
+    Ok(())
+}
+
+impl EmbeddedQueue {
+    /// Whether this queue keeps its messages in `db`'s file, through the same handle.
+    pub fn shares(&self, db: &SqliteDb) -> bool {
+        self.db.same_handle(db)
+    }
+
+    /// The relay's pass when the outbox is in this queue's own database file
+    /// ([`EmbeddedQueue::shares`]): up to `limit` due events are marked published and enqueued
+    /// in one write transaction, so both happen or neither, and no lease is needed. The lease
+    /// path (claim, send, mark: three writes) is what other queues need. Returns the events
+    /// published.
+    pub async fn publish_outbox(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> QueueResult<Vec<crate::domain::OutboxEvent>> {
+        let name = self.name.clone();
+        let events = self
+            .db
+            .write(move |tx| {
+                let events = crate::storage::sqlite::publish_due_in(tx, now, limit)?;
+                let messages = events
+                    .iter()
+                    .map(super::OutgoingMessage::for_event)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        StoreError::backend(anyhow::anyhow!(e).context("Failed to encode an event"))
+                    })?;
+                insert_messages(tx, &name, &messages)?;
+                Ok(events)
+            })
+            .await
+            .map_err(backend)?;
+        if !events.is_empty() {
+            self.sent.notify_waiters();
+        }
+        Ok(events)
+    }
+}
+
 fn receipt_seq(receipt: &str) -> Option<i64> {
     receipt
         .split_once('.')
@@ -264,6 +332,10 @@ impl Queue for EmbeddedQueue {
         EMBEDDED_MAX_BATCH
     }
 
+    fn as_embedded(&self) -> Option<&EmbeddedQueue> {
+        Some(self)
+    }
+
     async fn send_batch(&self, messages: &[super::OutgoingMessage]) -> QueueResult<SendReport> {
         check_batch(messages.len(), EMBEDDED_MAX_BATCH)?;
         if messages.is_empty() {
@@ -274,25 +346,7 @@ impl Queue for EmbeddedQueue {
         let sent = self
             .db
             .write(move |tx| {
-                let now = now_micros();
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO queue_messages
-                         (queue, message_id, group_id, dedup_id, body, sent_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    )
-                    .ctx("Failed to prepare the queue send")?;
-                for m in &batch {
-                    stmt.execute(params![
-                        name,
-                        Id::new().to_hex(),
-                        m.group_id,
-                        m.dedup_id,
-                        m.body,
-                        now
-                    ])
-                    .ctx("Failed to enqueue a message")?;
-                }
+                insert_messages(tx, &name, &batch)?;
                 Ok(batch.into_iter().map(|m| m.dedup_id).collect::<Vec<_>>())
             })
             .await

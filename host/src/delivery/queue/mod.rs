@@ -30,6 +30,17 @@ pub struct OutgoingMessage {
     pub body: String,
 }
 
+impl OutgoingMessage {
+    /// The message that publishes `event`: its envelope as JSON, grouped by its order.
+    pub fn for_event(event: &crate::domain::OutboxEvent) -> serde_json::Result<Self> {
+        Ok(Self {
+            dedup_id: event.dedup_id(),
+            group_id: event.order_id.to_hex(),
+            body: serde_json::to_string(&event.envelope())?,
+        })
+    }
+}
+
 /// A received message, invisible to other receivers until its visibility timeout passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
@@ -92,6 +103,11 @@ pub trait Queue: Send + Sync {
     /// unless a backend allows more.
     fn max_batch(&self) -> usize {
         MAX_BATCH
+    }
+    /// The embedded queue behind this handle, if it is one (the relay publishes in one
+    /// transaction when the outbox shares its file; see [`embedded::EmbeddedQueue::shares`]).
+    fn as_embedded(&self) -> Option<&embedded::EmbeddedQueue> {
+        None
     }
     /// Sends up to [`Queue::max_batch`] messages; per-entry failures are reported, not raised.
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> QueueResult<SendReport>;

@@ -150,6 +150,11 @@ impl SqliteDb {
         &self.inner.path
     }
 
+    /// Whether `other` is a clone of this handle (the same writer thread and file).
+    pub fn same_handle(&self, other: &SqliteDb) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Runs `f` in one write transaction on the writer thread: `Ok` commits, `Err` rolls back
     /// and is returned as is, a panic rolls back and becomes `StoreError::Backend`.
     ///

@@ -9,7 +9,7 @@ use rusqlite::Transaction;
 
 use super::SqliteStore;
 use super::inbox::{claim, finish, inbox_has, inbox_insert, release};
-use super::orders::{load_order, transition};
+use super::orders::{advance, load_order, transition};
 use super::users::user_by_id;
 use crate::domain::{EventType, Order, OrderStatus};
 use crate::storage::delivery::needs_no_confirmation;
@@ -33,13 +33,8 @@ fn start(
     };
     if item.kind == EventType::OrderCreated {
         if order.status == OrderStatus::Pending {
-            order = transition(
-                tx,
-                order.id,
-                &[OrderStatus::Pending],
-                OrderStatus::Processing,
-                now,
-            )?;
+            // Loaded above in this transaction: no second read.
+            order = advance(tx, order, OrderStatus::Processing, now)?;
         }
         if needs_no_confirmation(order.status) {
             return Ok(Started::NothingToSend(Box::new(order)));

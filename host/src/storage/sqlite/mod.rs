@@ -24,6 +24,7 @@ use async_trait::async_trait;
 
 pub use db::SqliteDb;
 pub use error::{SqlContext, map_sql_error};
+pub(crate) use outbox::publish_due_in;
 pub use sweep::{SWEEP_INTERVAL, Swept};
 
 use super::{Store, StoreResult};

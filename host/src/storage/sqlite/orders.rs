@@ -195,11 +195,21 @@ pub(super) fn transition(
     to: OrderStatus,
     at: DateTime<Utc>,
 ) -> StoreResult<Order> {
-    let mut order = load_order(tx, id)?.ok_or(StoreError::NotFound)?;
+    let order = load_order(tx, id)?.ok_or(StoreError::NotFound)?;
     if !from.contains(&order.status) {
         return Err(Conflict::OrderStatus(order.status).into());
     }
-    write_status(tx, id, to, at)?;
+    advance(tx, order, to, at)
+}
+
+/// Moves `order`, just loaded in this transaction and checked by the caller, to `to`.
+pub(super) fn advance(
+    tx: &Transaction<'_>,
+    mut order: Order,
+    to: OrderStatus,
+    at: DateTime<Utc>,
+) -> StoreResult<Order> {
+    write_status(tx, order.id, to, at)?;
     order.mark(to, at);
     Ok(order)
 }

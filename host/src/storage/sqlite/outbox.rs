@@ -29,6 +29,20 @@ macro_rules! columns {
     };
 }
 
+/// The `seq`s of the events due at `?1`, at most `?2`, oldest first: pending, past their
+/// backoff, not leased, and with no earlier pending event of their order.
+macro_rules! due {
+    () => {
+        "SELECT o.seq FROM outbox o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
+           AND (o.lease_until IS NULL OR o.lease_until <= ?1)
+           AND NOT EXISTS (
+               SELECT 1 FROM outbox e
+               WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.seq < o.seq)
+         ORDER BY o.next_attempt_at, o.seq LIMIT ?2"
+    };
+}
+
 fn event_from_row(row: &Row<'_>) -> StoreResult<(i64, OutboxEvent)> {
     let event_type: String = get(row, "type")?;
     let status: String = get(row, "status")?;
@@ -101,6 +115,27 @@ pub(super) fn insert_event(tx: &Transaction<'_>, e: &OutboxEvent) -> StoreResult
     Ok(())
 }
 
+/// Marks up to `limit` due events published at `now` and returns them, in one statement
+/// inside the caller's transaction — for a queue in the same database file, whose enqueue
+/// commits or rolls back with it, so no lease is taken: nothing happens between the claim and
+/// the mark outside this transaction. Due means what [`OutboxStore::claim_outbox`] means (not
+/// leased by a relay of the lease path, no earlier pending event of the same order).
+pub(crate) fn publish_due_in(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<OutboxEvent>> {
+    const SQL: &str = concat!(
+        "UPDATE outbox SET status = 'published', published_at = ?1,
+                           lease_owner = NULL, lease_until = NULL
+         WHERE seq IN (",
+        due!(),
+        ") RETURNING ",
+        columns!()
+    );
+    query_events(tx, SQL, params![micros(now), limit])
+}
+
 /// Puts the `order.created` event of `order_id` back to pending inside the caller's
 /// transaction (the retry of a failed order): attempts 0, due at `at`, lease released,
 /// `republished` + 1. Returns the event id as stored (24-hex).
@@ -154,19 +189,12 @@ impl OutboxStore for SqliteStore {
         self.db
             .write(move |tx| {
                 const SQL: &str = concat!(
-                    "UPDATE outbox SET lease_owner = ?1, lease_until = ?2
-                     WHERE seq IN (
-                         SELECT o.seq FROM outbox o
-                         WHERE o.status = 'pending' AND o.next_attempt_at <= ?3
-                           AND (o.lease_until IS NULL OR o.lease_until <= ?3)
-                           AND NOT EXISTS (
-                               SELECT 1 FROM outbox e
-                               WHERE e.order_id = o.order_id AND e.status = 'pending' AND e.seq < o.seq)
-                         ORDER BY o.next_attempt_at, o.seq LIMIT ?4)
-                     RETURNING ",
+                    "UPDATE outbox SET lease_owner = ?3, lease_until = ?4 WHERE seq IN (",
+                    due!(),
+                    ") RETURNING ",
                     columns!()
                 );
-                query_events(tx, SQL, params![owner, micros(until), micros(now), limit])
+                query_events(tx, SQL, params![micros(now), limit, owner, micros(until)])
             })
             .await
     }
