@@ -229,6 +229,45 @@ async fn temporary_data_stays_in_memory_and_point_reads_see_commits_and_contain_
 }
 
 #[tokio::test]
+async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let db = orderd::storage::sqlite::SqliteDb::open(&path).unwrap();
+    db.apply_migrations("test", &["CREATE TABLE t (x BLOB);"])
+        .await
+        .unwrap();
+    // The writer's own threshold is only a backstop, far above what is written here.
+    let backstop: i64 = db
+        .write(|tx| {
+            Ok(tx
+                .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .unwrap())
+        })
+        .await
+        .unwrap();
+    assert!(backstop > 4_000, "{backstop}");
+    let before = std::fs::metadata(&path).unwrap().len();
+    // About 2 MiB: under the 4 MiB at which a writer checkpoints by default.
+    db.write(|tx| {
+        for _ in 0..512 {
+            tx.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&path).unwrap().len() < before + 2_000_000 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the database file did not receive the log's pages"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn corrupt_rows_are_reported_as_backend_errors() {
     let store = SqliteStore::temporary().unwrap();
     let store_dyn: Arc<dyn Store> = Arc::new(store.clone());

@@ -26,6 +26,7 @@ use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::checkpoint::{Checkpointer, WRITER_BACKSTOP_PAGES};
 use super::error::SqlContext;
 use crate::storage::{StoreError, StoreResult};
 
@@ -130,10 +131,15 @@ impl SqliteDb {
             migrations::apply(&mut conn, component, steps)?;
         }
 
+        // Checkpoints run on their own thread (see `checkpoint`); the writer's own is a backstop.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_BACKSTOP_PAGES)
+            .context("Failed to set the writer's checkpoint threshold")?;
+        let checkpointer = Checkpointer::start(path)?;
+
         let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, checkpointer))
             .context("Failed to start the database writer thread")?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -281,7 +287,7 @@ impl Inner {
 /// file past 64 KiB, so under load the writer created and deleted files many times a second
 /// (BENCHMARKS.md, Pipeline). What it holds is bounded by the pages one group transaction
 /// changes.
-fn configure(conn: &Connection) -> anyhow::Result<()> {
+pub(super) fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .context("Failed to set the database busy timeout")?;
     conn.pragma_update(None, "temp_store", "MEMORY")
@@ -391,7 +397,7 @@ fn run_group(conn: &mut Connection, jobs: Vec<WriteJob>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, checkpointer: Checkpointer) {
     let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
     while let Some(job) = jobs.blocking_recv() {
         let mut next = Some(job);
@@ -408,6 +414,7 @@ fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                         run_group(&mut conn, std::mem::take(&mut group));
                     }
                     work(&mut conn);
+                    checkpointer.poke();
                     next = jobs.try_recv().ok();
                 }
             }
@@ -416,7 +423,10 @@ fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
             metrics::histogram!("orderd_sqlite_group_writes").record(group.len() as f64);
             run_group(&mut conn, std::mem::take(&mut group));
         }
+        checkpointer.poke();
     }
+    // Ends the checkpoint thread (after one last pass).
+    drop(checkpointer);
     // Every handle is gone: closing the last connection checkpoints the WAL.
     if let Err((_, err)) = conn.close() {
         tracing::warn!(error = %err, "Failed to close the database writer connection");

@@ -2,6 +2,7 @@
 //! (WAL, one writer thread, a few readers; see [`SqliteDb`]). Each port lives in its own file
 //! here; the schema is in `schema.rs`.
 
+mod checkpoint;
 mod console;
 mod db;
 mod delivery;
