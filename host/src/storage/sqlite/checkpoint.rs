@@ -9,9 +9,13 @@
 //! rests [`REST`] before it looks at the next poke, so under load it checkpoints a few times a
 //! second and an idle database costs nothing.
 //!
-//! The writer keeps a much higher automatic checkpoint ([`WRITER_BACKSTOP_PAGES`]) as a
-//! backstop: should this thread fall behind (a passive checkpoint cannot reset a log that is
-//! being appended to), the log is still bounded.
+//! The writer keeps an automatic checkpoint of its own at a much higher threshold
+//! ([`WRITER_BACKSTOP_PAGES`]), because only it can start the log over: a checkpoint on
+//! another connection never catches up with a log that is appended to meanwhile, so under
+//! steady load the log grows to that threshold (64 MiB) and the writer then copies what is
+//! left and starts it over, a pause every write waits for. A lower threshold (4,096 pages)
+//! bounded the log at 16 MiB but cost throughput in runs interleaved with this one
+//! (BENCHMARKS.md, Pipeline).
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
