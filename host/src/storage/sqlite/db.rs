@@ -1,7 +1,8 @@
 //! The shared handle to the embedded SQLite file: one writer connection owned by a dedicated
 //! thread (every write in the process goes through it, so writers never meet `SQLITE_BUSY`),
-//! a small pool of read-only connections used on tokio's blocking threads, and per-component
-//! schema migrations. The order store and the embedded queue both keep their tables in the
+//! a small pool of read-only connections used on tokio's blocking threads (or on the calling
+//! thread for point reads), a checkpoint thread (see `checkpoint`), and per-component schema
+//! migrations. The order store and the embedded queue both keep their tables in the
 //! same file through this handle.
 //!
 //! **Group commit.** The writer drains every write waiting in its (bounded) queue, up to
