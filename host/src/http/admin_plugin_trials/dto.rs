@@ -266,6 +266,16 @@ pub struct ShadowStateDto {
     pub shadow: Option<ShadowDto>,
 }
 
+impl ShadowStateDto {
+    /// The answer for `slot` and its shadow, if one runs (or ran, for a stop).
+    pub fn of(slot: Slot, shadow: Option<&ShadowStatus>) -> Self {
+        Self {
+            slot: slot.as_str().to_owned(),
+            shadow: shadow.map(ShadowDto::from),
+        }
+    }
+}
+
 /// `200` to a promotion.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PromotedDto {

@@ -155,14 +155,8 @@ pub async fn shadow_state(
     Path(slot_name): Path<String>,
 ) -> Result<Json<ShadowStateDto>, ApiError> {
     let slot = slot(&slot_name)?;
-    Ok(Json(ShadowStateDto {
-        slot: slot.as_str().to_owned(),
-        shadow: state
-            .plugins
-            .shadow_status(slot)
-            .as_ref()
-            .map(ShadowDto::from),
-    }))
+    let shadow = state.plugins.shadow_status(slot);
+    Ok(Json(ShadowStateDto::of(slot, shadow.as_ref())))
 }
 
 /// Stops the slot's shadow (if any) and returns its final counts.
@@ -180,14 +174,8 @@ pub async fn stop_shadow(
     Path(slot_name): Path<String>,
 ) -> Result<Json<ShadowStateDto>, ApiError> {
     let slot = slot(&slot_name)?;
-    Ok(Json(ShadowStateDto {
-        slot: slot.as_str().to_owned(),
-        shadow: state
-            .plugins
-            .stop_shadow(slot, None)
-            .as_ref()
-            .map(ShadowDto::from),
-    }))
+    let shadow = state.plugins.stop_shadow(slot, None);
+    Ok(Json(ShadowStateDto::of(slot, shadow.as_ref())))
 }
 
 /// Activates the slot's shadow the way an upload does — checked, activated here, recorded in
