@@ -229,6 +229,43 @@ async fn temporary_data_stays_in_memory_and_point_reads_see_commits_and_contain_
 }
 
 #[tokio::test]
+async fn a_cached_statement_with_a_bound_limit_keeps_its_plan_across_binds() {
+    use rusqlite::StatementStatus;
+    let store = SqliteStore::temporary().unwrap();
+    let db = store.db();
+    db.apply_migrations("test", &["CREATE TABLE t (x INTEGER);"])
+        .await
+        .unwrap();
+    // Without the planner's stability guarantee SQLite plans `LIMIT ?` for the bound value,
+    // so each new bind would parse and plan the statement again (RePrepare counts that).
+    const SQL: &str = "SELECT x FROM t WHERE x > ?1 ORDER BY x LIMIT ?2";
+    let reprepares = |conn: &rusqlite::Connection| {
+        for limit in 1..=5_i64 {
+            let mut stmt = conn.prepare_cached(SQL).unwrap();
+            let rows: Vec<i64> = stmt
+                .query_map([0, limit], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(rows.len() as i64 <= limit);
+        }
+        let stmt = conn.prepare_cached(SQL).unwrap();
+        Ok(stmt.get_status(StatementStatus::RePrepare))
+    };
+    db.write(|tx| {
+        for x in 1..=10 {
+            tx.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(db.write(move |tx| reprepares(tx)).await.unwrap(), 0);
+    assert_eq!(db.read(reprepares).await.unwrap(), 0);
+    assert_eq!(db.read_point(reprepares).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite3");

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -288,11 +289,19 @@ impl Inner {
 /// file past 64 KiB, so under load the writer created and deleted files many times a second
 /// (BENCHMARKS.md, Pipeline). What it holds is bounded by the pages one group transaction
 /// changes.
+///
+/// The query planner stability guarantee (QPSG) is on: without it SQLite plans a statement
+/// with `LIMIT ?` for the value bound to that parameter, so every bind expires the cached
+/// statement and the next step parses and plans it again. That was a sixth of the writer's
+/// time under load (the relay's pass and the queue's receive both take `LIMIT ?`); with it a
+/// cached statement keeps one plan. No statement here depends on a bound value for its plan.
 pub(super) fn configure(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .context("Failed to set the database busy timeout")?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .context("Failed to keep the database's temporary data in memory")?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .context("Failed to keep the database's query plans stable")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
@@ -334,8 +343,9 @@ fn run_in_savepoint<R>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> StoreResult<R>,
 ) -> StoreResult<R> {
-    tx.execute_batch("SAVEPOINT w")
-        .ctx("Failed to open a write savepoint")?;
+    // Cached like every other statement: they run for every write of every group.
+    let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut stmt| stmt.execute([]));
+    run("SAVEPOINT w").ctx("Failed to open a write savepoint")?;
     let outcome = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
         Ok(outcome) => outcome,
         Err(_) => Err(StoreError::backend(anyhow!(
@@ -350,8 +360,8 @@ fn run_in_savepoint<R>(
         ))));
     }
     let closed = match &outcome {
-        Ok(_) => tx.execute_batch("RELEASE w"),
-        Err(_) => tx.execute_batch("ROLLBACK TO w; RELEASE w"),
+        Ok(_) => run("RELEASE w"),
+        Err(_) => run("ROLLBACK TO w").and_then(|_| run("RELEASE w")),
     };
     closed.ctx("Failed to close a write savepoint")?;
     outcome
