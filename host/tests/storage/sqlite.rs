@@ -304,6 +304,69 @@ async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_starts_a_long_log_over_while_readers_keep_reading() {
+    use orderd::storage::sqlite::RESTART_PAGES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let db = orderd::storage::sqlite::SqliteDb::open(&path).unwrap();
+    db.apply_migrations("test", &["CREATE TABLE t (x BLOB);"])
+        .await
+        .unwrap();
+    // Readers that never stop: without a restart by the writer, a log appended to back to
+    // back only starts over at the writer's backstop (64 MiB).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, stop) = (db.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    db.read_point(|conn| {
+                        Ok(conn
+                            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                            .unwrap())
+                    })
+                    .await
+                    .unwrap();
+                    // A point read runs on this thread without waiting: let the writes in.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let page = 4096_u64;
+    let restart_bytes = RESTART_PAGES as u64 * page;
+    // Five times the restart threshold, 1 MiB per write.
+    let writes = 5 * restart_bytes / (1 << 20);
+    let mut largest = 0;
+    for _ in 0..writes {
+        db.write(|tx| {
+            for _ in 0..256 {
+                tx.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                    .unwrap();
+            }
+            tx.execute("DELETE FROM t WHERE rowid % 2 = 0", []).unwrap();
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let wal = std::fs::metadata(dir.path().join("db.sqlite3-wal")).unwrap();
+        largest = largest.max(wal.len());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // The log is asked to start over within one checkpoint pass (a quarter of a second of
+    // writes here) of crossing the threshold.
+    assert!(
+        largest < 3 * restart_bytes,
+        "the log grew to {} MiB",
+        largest >> 20
+    );
+}
+
 #[tokio::test]
 async fn corrupt_rows_are_reported_as_backend_errors() {
     let store = SqliteStore::temporary().unwrap();

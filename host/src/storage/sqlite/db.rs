@@ -435,6 +435,9 @@ fn writer_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, checkpointer
             run_group(&mut conn, std::mem::take(&mut group));
         }
         checkpointer.poke();
+        if checkpointer.restart_wanted() {
+            super::checkpoint::restart_log(&conn, BUSY_TIMEOUT);
+        }
     }
     // Ends the checkpoint thread (after one last pass).
     drop(checkpointer);

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use checkpoint::RESTART_PAGES;
 pub use db::SqliteDb;
 pub use error::{SqlContext, map_sql_error};
 pub(crate) use outbox::publish_due_in;
