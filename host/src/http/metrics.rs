@@ -3,7 +3,7 @@
 //! records. Other modules record through the `metrics` macros and show up on `GET /metrics`.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -19,6 +19,10 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// How often histogram samples recorded since the last pass are folded into their
+/// histograms, whether or not anything scrapes `/metrics` (the exporter's own default).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -42,9 +46,10 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         // Only the first caller to get here installs; a racing caller gets that one's handle.
-        if HANDLE.set(handle).is_ok() {
+        if HANDLE.set(handle.clone()).is_ok() {
             metrics::set_global_recorder(recorder)
                 .map_err(|err| anyhow::anyhow!("Failed to install the metrics recorder: {err}"))?;
+            spawn_upkeep(handle, UPKEEP_INTERVAL)?;
         }
         let handle = HANDLE
             .get()
@@ -55,9 +60,29 @@ impl Metrics {
 
     /// The current metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        self.handle.run_upkeep();
         self.handle.render()
     }
+}
+
+/// Starts the thread that runs the recorder's upkeep every `every`.
+///
+/// The recorder keeps every histogram sample as it was recorded until an upkeep pass or a
+/// render folds it into its histogram; with nothing scraping `/metrics` they would pile up
+/// for as long as the process runs (8 bytes a sample, several samples per order). The
+/// exporter spawns this task itself only when it also serves the endpoint; here `/metrics` is
+/// a route of the API, so the process runs it. A thread rather than a task: the recorder is
+/// installed once per process, whichever runtime (if any) installs it first.
+pub fn spawn_upkeep(handle: PrometheusHandle, every: Duration) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                handle.run_upkeep();
+            }
+        })
+        .map(drop)
+        .map_err(|err| anyhow::anyhow!("Failed to start the metrics upkeep thread: {err}"))
 }
 
 /// Records the count and latency of every routed request.

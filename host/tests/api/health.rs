@@ -274,3 +274,62 @@ async fn the_openapi_document_lists_every_route_with_its_error_schema() {
         "schema RoleReadiness missing"
     );
 }
+
+/// Environment variable that makes the test below measure in a process of its own.
+const UPKEEP_CHILD: &str = "ORDERD_TEST_METRICS_UPKEEP_CHILD";
+
+#[test]
+fn histogram_samples_do_not_pile_up_when_nothing_scrapes() {
+    if std::env::var_os(UPKEEP_CHILD).is_some() {
+        return record_without_scrapes();
+    }
+    // Resident memory is per process, and the other tests of this binary allocate
+    // concurrently: run this one alone in a child process.
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "health::histogram_samples_do_not_pile_up_when_nothing_scrapes",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(UPKEEP_CHILD, "1")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && printed.contains("1 passed"),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Records 8 million histogram samples with no render (about 128 MiB in the recorder's blocks
+/// when nothing folds them in), while the upkeep thread folds them in every 50 ms: the process
+/// grows by a fraction of that.
+fn record_without_scrapes() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    let rss_kib = || -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let recorder = PrometheusBuilder::new().build_recorder();
+    orderd::http::metrics::spawn_upkeep(recorder.handle(), Duration::from_millis(50)).unwrap();
+    let before = rss_kib();
+    let mut largest = before;
+    metrics::with_local_recorder(&recorder, || {
+        let histogram = metrics::histogram!("orderd_test_samples");
+        for round in 0..80 {
+            for i in 0..100_000 {
+                histogram.record(f64::from(i));
+            }
+            largest = largest.max(rss_kib());
+            if round % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(60));
+            }
+        }
+    });
+    let grown_mib = (largest - before) / 1024;
+    println!("grew by {grown_mib} MiB while recording 8 million samples");
+    assert!(grown_mib < 48, "grew by {grown_mib} MiB");
+}
