@@ -188,6 +188,8 @@ async fn every_response_carries_a_request_id_and_a_client_id_is_echoed() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
     let app = spawn_app().await;
+    // One write through the store's writer, so its commit is timed.
+    app.create_product(100, 1).await;
     let missing = format!("/api/products/{}", orderd::domain::Id::new());
     assert_eq!(app.get(&missing, None).await.status(), 404);
     let response = app.get("/metrics", None).await;
@@ -212,6 +214,10 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
     assert!(
         text.contains("http_request_duration_seconds_bucket{"),
         "latency histogram missing"
+    );
+    assert!(
+        text.contains("orderd_sqlite_commit_seconds_bucket{"),
+        "commit time histogram missing in:\n{text}"
     );
 }
 

@@ -155,13 +155,20 @@ async fn a_failed_migration_step_leaves_no_trace() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_write_that_fails_or_panics_is_rolled_back_and_the_writer_keeps_serving() {
+/// A temporary store whose database has one extra table, `t (x INTEGER)`; the store is
+/// returned so its file outlives the test's use of the handle.
+async fn store_with_table_t() -> (SqliteStore, orderd::storage::sqlite::SqliteDb) {
     let store = SqliteStore::temporary().unwrap();
     let db = store.db();
     db.apply_migrations("test", &["CREATE TABLE t (x INTEGER);"])
         .await
         .unwrap();
+    (store, db)
+}
+
+#[tokio::test]
+async fn a_write_that_fails_or_panics_is_rolled_back_and_the_writer_keeps_serving() {
+    let (_store, db) = store_with_table_t().await;
 
     let failed = db
         .write(|tx| {
@@ -197,11 +204,7 @@ async fn a_write_that_fails_or_panics_is_rolled_back_and_the_writer_keeps_servin
 
 #[tokio::test]
 async fn temporary_data_stays_in_memory_and_point_reads_see_commits_and_contain_panics() {
-    let store = SqliteStore::temporary().unwrap();
-    let db = store.db();
-    db.apply_migrations("test", &["CREATE TABLE t (x INTEGER);"])
-        .await
-        .unwrap();
+    let (_store, db) = store_with_table_t().await;
     // 2 = MEMORY: a group commit's savepoint journal never spills to a temporary file.
     let pragma = |conn: &rusqlite::Connection| {
         Ok(conn
@@ -231,11 +234,7 @@ async fn temporary_data_stays_in_memory_and_point_reads_see_commits_and_contain_
 #[tokio::test]
 async fn a_cached_statement_with_a_bound_limit_keeps_its_plan_across_binds() {
     use rusqlite::StatementStatus;
-    let store = SqliteStore::temporary().unwrap();
-    let db = store.db();
-    db.apply_migrations("test", &["CREATE TABLE t (x INTEGER);"])
-        .await
-        .unwrap();
+    let (_store, db) = store_with_table_t().await;
     // Without the planner's stability guarantee SQLite plans `LIMIT ?` for the bound value,
     // so each new bind would parse and plan the statement again (RePrepare counts that).
     const SQL: &str = "SELECT x FROM t WHERE x > ?1 ORDER BY x LIMIT ?2";

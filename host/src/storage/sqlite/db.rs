@@ -21,7 +21,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use rusqlite::config::DbConfig;
@@ -382,6 +382,7 @@ fn run_group(conn: &mut Connection, jobs: Vec<WriteJob>) {
                 return;
             }
         };
+        let started = Instant::now();
         let mut reports: Vec<Report> = Vec::new();
         let mut abandoned = false;
         for job in jobs.by_ref() {
@@ -398,13 +399,30 @@ fn run_group(conn: &mut Connection, jobs: Vec<WriteJob>) {
             }
             continue;
         }
-        match tx.commit() {
+        let committing = Instant::now();
+        let committed = tx.commit();
+        record_group_times(reports.len(), started, committing);
+        match committed {
             Ok(()) => reports.into_iter().for_each(|report| report(Ok(()))),
             Err(err) => {
                 let reason = err.to_string();
                 reports.into_iter().for_each(|report| report(Err(&reason)));
             }
         }
+    }
+}
+
+/// A group slower than this is logged (at debug level) with where its time went.
+const SLOW_GROUP: Duration = Duration::from_millis(50);
+
+/// Records how long a group's writes and its commit took (`orderd_sqlite_commit_seconds` is
+/// the commit alone: the log write); a slow group is logged with both.
+fn record_group_times(writes: usize, started: Instant, committing: Instant) {
+    let commit = committing.elapsed();
+    metrics::histogram!("orderd_sqlite_commit_seconds").record(commit.as_secs_f64());
+    let total = started.elapsed();
+    if total >= SLOW_GROUP {
+        tracing::debug!(writes, ?total, ?commit, "slow write group");
     }
 }
 
