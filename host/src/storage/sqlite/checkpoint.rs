@@ -34,10 +34,10 @@ use rusqlite::Connection;
 const REST: Duration = Duration::from_millis(250);
 
 /// The writer connection's own automatic checkpoint threshold, in pages (4 KiB each).
-pub(super) const WRITER_BACKSTOP_PAGES: u32 = 16_384;
+pub(super) const WRITER_BACKSTOP_PAGES: u32 = 65_536;
 
 /// Log size, in pages (4 KiB each), past which the writer is asked to start the log over.
-pub const RESTART_PAGES: i64 = 4_096;
+pub const RESTART_PAGES: i64 = 16_384;
 
 /// The writer's handle on the checkpoint thread; the thread ends when this is dropped.
 pub(super) struct Checkpointer {
