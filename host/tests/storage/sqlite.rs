@@ -264,14 +264,25 @@ async fn a_cached_statement_with_a_bound_limit_keeps_its_plan_across_binds() {
     assert_eq!(db.read_point(reprepares).await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
+/// A database file of its own in a temporary directory (returned to keep it), with one extra
+/// table, `t (x BLOB)`: for tests that look at the file and its log.
+async fn file_with_blob_table() -> (
+    tempfile::TempDir,
+    PathBuf,
+    orderd::storage::sqlite::SqliteDb,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite3");
     let db = orderd::storage::sqlite::SqliteDb::open(&path).unwrap();
     db.apply_migrations("test", &["CREATE TABLE t (x BLOB);"])
         .await
         .unwrap();
+    (dir, path, db)
+}
+
+#[tokio::test]
+async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
+    let (_dir, path, db) = file_with_blob_table().await;
     // The writer's own threshold is only a backstop, far above what is written here.
     let backstop: i64 = db
         .write(|tx| {
@@ -306,12 +317,7 @@ async fn the_log_is_checkpointed_by_its_own_thread_soon_after_a_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_starts_a_long_log_over_while_readers_keep_reading() {
     use orderd::storage::sqlite::RESTART_PAGES;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite3");
-    let db = orderd::storage::sqlite::SqliteDb::open(&path).unwrap();
-    db.apply_migrations("test", &["CREATE TABLE t (x BLOB);"])
-        .await
-        .unwrap();
+    let (dir, _path, db) = file_with_blob_table().await;
     // Readers that never stop: without a restart by the writer, a log appended to back to
     // back only starts over at the writer's backstop (256 MiB).
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
