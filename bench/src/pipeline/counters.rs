@@ -1,6 +1,7 @@
 //! The server's own pipeline counters, read from `GET /metrics`: orders committed by the api
-//! role, orders the consumer moved to `processed`, and orders it gave up on (`failed`). A
-//! counter the server has not incremented yet is absent from the exposition and reads 0.
+//! role, orders the consumer moved to `processed`, orders it gave up on (`failed`), and the
+//! pages the embedded store wrote to its write-ahead log. A counter the server has not
+//! incremented yet is absent from the exposition and reads 0.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ const PLACED: &str = "orderd_orders_placed_total";
 const PROCESSED: &str = "orderd_orders_processed_total";
 /// Orders given up on after the delivery attempt limit; they never become processed.
 const FAILED: &str = "orderd_orders_failed_total";
+/// Pages (4 KiB) the embedded SQLite store wrote to its write-ahead log.
+const LOG_PAGES: &str = "orderd_sqlite_log_pages_total";
 
 /// One reading of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -21,12 +24,21 @@ pub struct Counters {
     pub placed: f64,
     pub processed: f64,
     pub failed: f64,
+    pub log_pages: f64,
 }
 
 impl Counters {
     /// Orders committed but neither processed nor failed yet.
     pub fn backlog(&self) -> f64 {
         (self.placed - self.processed - self.failed).max(0.0)
+    }
+
+    /// Log pages written per order placed between `self` and `later`; `None` without orders
+    /// or without an embedded store (MongoDB writes no SQLite log).
+    pub fn log_pages_per_order(&self, later: &Counters) -> Option<f64> {
+        let placed = later.placed - self.placed;
+        let pages = later.log_pages - self.log_pages;
+        (placed > 0.0 && pages > 0.0).then(|| pages / placed)
     }
 
     /// Reads the counters from `GET /metrics`.
@@ -50,6 +62,7 @@ impl Counters {
             placed: sample_sum(text, PLACED),
             processed: sample_sum(text, PROCESSED),
             failed: sample_sum(text, FAILED),
+            log_pages: sample_sum(text, LOG_PAGES),
         }
     }
 }
@@ -134,16 +147,21 @@ mod tests {
                     orderd_orders_placed_total 1200\n\
                     orderd_orders_placed_total_extra 7\n\
                     orderd_orders_processed_total{role=\"consumer\"} 1000\n\
-                    orderd_orders_processed_total{role=\"other\"} 150\n";
+                    orderd_orders_processed_total{role=\"other\"} 150\n\
+                    orderd_sqlite_log_pages_total 36000\n";
         let counters = Counters::parse(text);
         assert_eq!(
             counters,
             Counters {
                 placed: 1200.0,
                 processed: 1150.0,
-                failed: 0.0
+                failed: 0.0,
+                log_pages: 36000.0
             }
         );
         assert_eq!(counters.backlog(), 50.0);
+        let start = Counters::default();
+        assert_eq!(start.log_pages_per_order(&counters), Some(30.0));
+        assert_eq!(counters.log_pages_per_order(&counters), None);
     }
 }

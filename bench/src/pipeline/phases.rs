@@ -74,6 +74,11 @@ impl ClosedLoop {
         (placed > 0.0).then(|| cpu.as_secs_f64() * 1e6 / placed)
     }
 
+    /// Write-ahead log pages the store wrote per order committed during the load.
+    pub fn log_pages_per_order(&self) -> Option<f64> {
+        self.before.log_pages_per_order(&self.after)
+    }
+
     /// Committed orders not yet processed (or failed) when the load stopped.
     pub fn backlog(&self) -> f64 {
         self.after.backlog()
@@ -160,6 +165,9 @@ pub struct OpenLoop {
     /// From the load's stop to the start of the read-back: every unprocessed order waited
     /// at least this long.
     pub waited: Duration,
+    /// Write-ahead log pages the store wrote per order, from before the load until the
+    /// pipeline caught up (so each order's whole write set).
+    pub log_pages_per_order: Option<f64>,
 }
 
 impl OpenLoop {
@@ -191,6 +199,7 @@ pub async fn open_loop(
         rate: Some(rate),
         progress: true,
     };
+    let before = Counters::read(&fixture.api).await.ok();
     let outcome = load::drive(fixture, &plan).await;
     let stopped = Instant::now();
     let drain = wait_for_drain(&fixture.api, DRAIN_POLL, limit).await;
@@ -203,6 +212,7 @@ pub async fn open_loop(
         Duration::from_secs(5),
     )
     .await;
+    let log_pages_per_order = before.and_then(|before| before.log_pages_per_order(&drain.last));
     OpenLoop {
         offered: rate,
         outcome,
@@ -210,6 +220,7 @@ pub async fn open_loop(
         lags,
         unprocessed,
         waited,
+        log_pages_per_order,
     }
 }
 

@@ -192,6 +192,7 @@ impl RunReport {
             cores(c.server_cpu),
             cores(c.client_cpu)
         );
+        print_log_pages(c.log_pages_per_order());
         print_drain("  drain", &self.drain, c.backlog());
         if let Some(settle) = &self.settle {
             print_drain("  further wait", settle, self.drain.last.backlog());
@@ -278,4 +279,15 @@ fn print_open(open: &OpenLoop) {
         open.unprocessed,
         open.waited.as_secs_f64()
     );
+    print_log_pages(open.log_pages_per_order);
+}
+
+/// The store's write-ahead log traffic per order (absent with MongoDB).
+fn print_log_pages(pages: Option<f64>) {
+    if let Some(pages) = pages {
+        println!(
+            "  write-ahead log: {pages:.1} pages ({:.0} KiB) per order",
+            pages * 4.0
+        );
+    }
 }

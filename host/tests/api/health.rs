@@ -219,6 +219,14 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
         text.contains("orderd_sqlite_commit_seconds_bucket{"),
         "commit time histogram missing in:\n{text}"
     );
+    let log_pages: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("orderd_sqlite_log_pages_total "))
+        .unwrap_or_else(|| panic!("no log page counter in:\n{text}"))
+        .parse()
+        .unwrap();
+    // The product written above took at least its table page and its two index pages.
+    assert!(log_pages >= 3.0, "log pages {log_pages}");
 }
 
 #[tokio::test]

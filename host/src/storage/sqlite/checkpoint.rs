@@ -18,8 +18,10 @@
 //! (BENCHMARKS.md, Pipeline). So once this thread sees the log past [`RESTART_PAGES`], it asks
 //! the writer ([`Checkpointer::restart_wanted`]) to run one `RESTART` checkpoint between two
 //! groups: it copies what this thread has not copied yet, waits for the readers of older
-//! frames (reads are short), and the next write starts the log over. The writer's automatic
-//! checkpoint stays as a backstop, should this thread ever fall behind.
+//! frames (reads are short), and the next write starts the log over. Because that copy and
+//! its two `fsync`s stall every queued write, this thread first catches up (a few passes back
+//! to back, until at most [`CATCH_UP_PAGES`] are left uncopied) and only then asks. The
+//! writer's automatic checkpoint stays as a backstop, should this thread ever fall behind.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -110,7 +112,8 @@ pub(super) fn restart_log(conn: &Connection, busy_timeout: Duration) {
 fn run(conn: Connection, pokes: Receiver<()>, restart: &AtomicBool) {
     // Commits during a rest leave (at most) one poke waiting: the next `recv` returns at once.
     while pokes.recv().is_ok() {
-        if checkpoint(&conn).is_some_and(|log| log >= RESTART_PAGES) {
+        if checkpoint(&conn).is_some_and(|pass| pass.log >= RESTART_PAGES) {
+            catch_up(&conn);
             restart.store(true, Ordering::Relaxed);
         }
         std::thread::sleep(REST);
@@ -119,20 +122,110 @@ fn run(conn: Connection, pokes: Receiver<()>, restart: &AtomicBool) {
     checkpoint(&conn);
 }
 
-/// One `PASSIVE` checkpoint; returns the log's size in pages.
-fn checkpoint(conn: &Connection) -> Option<i64> {
+/// Most uncopied pages the writer's `RESTART` should find: it copies them and `fsync`s the
+/// log and the database file with every write waiting, so the less it has to flush the
+/// shorter that pause.
+const CATCH_UP_PAGES: i64 = 512;
+
+/// Most extra `PASSIVE` passes run back to back before a restart is asked for.
+const CATCH_UP_PASSES: usize = 4;
+
+/// Before the writer is asked to restart the log: copies, pass after pass, what the writer
+/// appended during the previous pass (each pass is shorter than the one before while
+/// checkpoints copy faster than the writer appends), until at most [`CATCH_UP_PAGES`] are
+/// left or [`CATCH_UP_PASSES`] have run.
+fn catch_up(conn: &Connection) {
+    for _ in 0..CATCH_UP_PASSES {
+        match checkpoint(conn) {
+            Some(pass) if pass.log - pass.copied > CATCH_UP_PAGES => continue,
+            _ => break,
+        }
+    }
+}
+
+/// What one checkpoint pass saw, in pages.
+struct Pass {
+    /// The log's size.
+    log: i64,
+    /// How much of it the database file now holds.
+    copied: i64,
+}
+
+/// One `PASSIVE` checkpoint.
+fn checkpoint(conn: &Connection) -> Option<Pass> {
     let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        Ok(Pass {
+            log: row.get(1)?,
+            copied: row.get(2)?,
+        })
     });
     match outcome {
-        Ok((log, copied)) => {
-            metrics::histogram!("orderd_sqlite_checkpoint_pages").record(copied.max(0) as f64);
-            tracing::trace!(log, copied, "checkpointed the write-ahead log");
-            Some(log)
+        Ok(pass) => {
+            metrics::histogram!("orderd_sqlite_checkpoint_pages").record(pass.copied.max(0) as f64);
+            tracing::trace!(
+                log = pass.log,
+                copied = pass.copied,
+                "checkpointed the write-ahead log"
+            );
+            Some(pass)
         }
         Err(err) => {
             tracing::warn!(error = %err, "A write-ahead log checkpoint failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file in WAL mode with a writer that never checkpoints by itself, and a checkpoint
+    /// connection configured as [`Checkpointer::start`] configures its own.
+    fn pair(dir: &Path) -> (Connection, Connection) {
+        let path = dir.join("db.sqlite3");
+        let writer = Connection::open(&path).unwrap();
+        super::super::db::configure(&writer).unwrap();
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (b BLOB NOT NULL)")
+            .unwrap();
+        let checkpoints = Connection::open(&path).unwrap();
+        super::super::db::configure(&checkpoints).unwrap();
+        (writer, checkpoints)
+    }
+
+    fn append(conn: &Connection, pages: usize) {
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..pages {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+    }
+
+    #[test]
+    fn catching_up_copies_what_was_appended_since_the_last_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, checkpoints) = pair(dir.path());
+        append(&writer, 1_000);
+        let first = checkpoint(&checkpoints).unwrap();
+        assert_eq!(first.copied, first.log);
+        // Appended after the pass that saw the log: what a restart would have to copy.
+        append(&writer, 2_000);
+        let file = dir.path().join("db.sqlite3");
+        let before = std::fs::metadata(&file).unwrap().len();
+        catch_up(&checkpoints);
+        let after = std::fs::metadata(&file).unwrap().len();
+        assert!(
+            after >= before + 1_900 * 4096,
+            "the database file grew from {before} to {after} bytes"
+        );
+        let last = checkpoint(&checkpoints).unwrap();
+        assert_eq!(last.copied, last.log, "nothing is left for the restart");
     }
 }
