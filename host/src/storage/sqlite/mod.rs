@@ -9,6 +9,7 @@ mod delivery;
 mod error;
 mod import;
 mod inbox;
+mod migrations;
 mod orders;
 mod outbox;
 mod plugins;
