@@ -432,7 +432,7 @@ fn record_group_times(writes: usize, started: Instant, committing: Instant) {
 /// `SQLITE_DBSTATUS_CACHE_WRITE`, reset on read): the log traffic that checkpoints copy and
 /// `fsync`, counted on `/metrics` as `orderd_sqlite_log_pages_total`. rusqlite has no safe
 /// wrapper for `sqlite3_db_status`, hence the one FFI call.
-pub(super) fn take_log_pages(conn: &Connection) -> u64 {
+fn take_log_pages(conn: &Connection) -> u64 {
     let (mut current, mut highwater) = (0, 0);
     // SAFETY: `conn` is borrowed for the whole call, so its handle is open and not used
     // elsewhere meanwhile; the two out-pointers are live locals.
