@@ -43,9 +43,17 @@ async fn a_guest_reaching_for_files_env_and_sockets_gets_nothing_and_its_stderr_
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    // Callsite interest and the maximum level are cached process-wide; tests on other threads
-    // that run without a subscriber can leave them at "never" while this one sets its own.
-    // Recompute them now that this thread's subscriber is in place.
+    // Callsite interest is cached process-wide. While only one dispatcher exists, a callsite
+    // that another test thread (with no subscriber) reaches first is cached against that
+    // thread's default, as "never", and this thread's subscriber would not see its events.
+    // A second live dispatcher makes tracing compute interest from every live dispatcher
+    // instead, this test's included, whichever thread registers the callsite.
+    let _anchor = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(io::sink)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    );
     tracing::callsite::rebuild_interest_cache();
 
     // A real listener, so a denied connection is the sandbox and not an empty port.

@@ -104,16 +104,18 @@ pub(super) fn insert_order(tx: &Transaction<'_>, o: &Order) -> StoreResult<()> {
     Ok(())
 }
 
+/// Counts one customer's open orders; its `status IN` term is the partial index's condition.
+pub(super) const OPEN_ORDERS_SQL: &str =
+    "SELECT COUNT(*) FROM orders WHERE user_id = ?1 AND status IN ('pending', 'processing')";
+
 /// How many of `user`'s orders are `pending` or `processing` (an index range of
 /// `orders_open_by_user`, inside the order's own transaction).
 fn open_orders_of(tx: &Transaction<'_>, user: Id) -> StoreResult<u64> {
-    tx.prepare_cached(
-        "SELECT COUNT(*) FROM orders WHERE user_id = ?1 AND status IN ('pending', 'processing')",
-    )
-    .ctx("Failed to prepare the open-order count")?
-    .query_row([user.to_hex()], |row| row.get::<_, i64>(0))
-    .ctx("Failed to count open orders")
-    .map(|n| u64::try_from(n).unwrap_or(0))
+    tx.prepare_cached(OPEN_ORDERS_SQL)
+        .ctx("Failed to prepare the open-order count")?
+        .query_row([user.to_hex()], |row| row.get::<_, i64>(0))
+        .ctx("Failed to count open orders")
+        .map(|n| u64::try_from(n).unwrap_or(0))
 }
 
 /// Takes the key unless a record younger than [`IDEMPOTENCY_WINDOW`] holds it.

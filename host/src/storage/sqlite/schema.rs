@@ -18,6 +18,7 @@ pub const STEPS: &[&str] = &[
     V3_SESSIONS_AND_LIMITS,
     V4_RETENTION,
     V5_PROCESSED_AT,
+    V6_OPEN_ORDERS_ONLY,
 ];
 
 const V1: &str = r#"
@@ -184,3 +185,70 @@ CREATE INDEX email_sends_by_sent_at ON email_sends (sent_at);
 const V5_PROCESSED_AT: &str = r#"
 CREATE INDEX orders_by_processed_at ON orders (processed_at) WHERE processed_at IS NOT NULL;
 "#;
+
+/// Version 6: the open-order index holds open orders only. Keyed on every order, each status
+/// change moved an entry inside the customer's ever-growing range of finished orders, so
+/// every write group rewrote one index page per customer in it. Partial, it holds the
+/// orders in flight and stays a few pages; the open-order count reads it as before (its `status IN` term is the index's
+/// own condition, so the query plan is unchanged: a covering search of this index).
+const V6_OPEN_ORDERS_ONLY: &str = r#"
+DROP INDEX orders_open_by_user;
+CREATE INDEX orders_open_by_user ON orders (user_id, status)
+    WHERE status IN ('pending', 'processing');
+"#;
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::STEPS;
+    use crate::storage::sqlite::orders::OPEN_ORDERS_SQL;
+
+    fn migrated() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for step in STEPS {
+            conn.execute_batch(step).unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn the_open_order_count_is_a_covering_search_of_the_open_orders_index() {
+        let conn = migrated();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {OPEN_ORDERS_SQL}"))
+            .unwrap()
+            .query_map(["0123456789abcdef01234567"], |row| row.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            plan,
+            ["SEARCH orders USING COVERING INDEX orders_open_by_user (user_id=? AND status=?)"]
+        );
+    }
+
+    #[test]
+    fn the_open_order_count_follows_an_order_through_its_statuses() {
+        let conn = migrated();
+        let user = "0123456789abcdef01234567";
+        conn.execute(
+            "INSERT INTO orders (id, user_id, status, currency, subtotal, tax_total, total,
+                                 items, tax_lines, created_at, updated_at)
+             VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', ?1, 'pending', 'EUR', 1, 0, 1, '[]', '[]', 0, 0)",
+            [user],
+        )
+        .unwrap();
+        let open = |conn: &Connection| -> i64 {
+            conn.query_row(OPEN_ORDERS_SQL, [user], |row| row.get(0))
+                .unwrap()
+        };
+        let mut seen = vec![open(&conn)];
+        for status in ["processing", "processed", "pending", "failed"] {
+            conn.execute("UPDATE orders SET status = ?1", [status])
+                .unwrap();
+            seen.push(open(&conn));
+        }
+        assert_eq!(seen, [1, 1, 0, 1, 0]);
+    }
+}
