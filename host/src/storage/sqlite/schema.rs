@@ -189,8 +189,9 @@ CREATE INDEX orders_by_processed_at ON orders (processed_at) WHERE processed_at 
 /// Version 6: the open-order index holds open orders only. Keyed on every order, each status
 /// change moved an entry inside the customer's ever-growing range of finished orders, so
 /// every write group rewrote one index page per customer in it. Partial, it holds the
-/// orders in flight and stays a few pages; the open-order count reads it as before (its `status IN` term is the index's
-/// own condition, so the query plan is unchanged: a covering search of this index).
+/// orders in flight and stays a few pages. The open-order count reads it as before: its
+/// `status IN` term is the index's own condition, so the plan is unchanged, a covering
+/// search of this index.
 const V6_OPEN_ORDERS_ONLY: &str = r#"
 DROP INDEX orders_open_by_user;
 CREATE INDEX orders_open_by_user ON orders (user_id, status)
